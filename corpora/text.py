@@ -1,0 +1,146 @@
+"""Chinese text pipeline: normalisation, title joining, segmentation and PII redaction.
+
+Everything that leaves Suqiu for a human (reports, logs, examples) goes through
+:func:`redact`. Models see :func:`normalise`-d text.
+"""
+from __future__ import annotations
+
+import html
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+__all__ = ["normalise", "join_title", "redact", "tokenize", "DATA_DIR"]
+
+# Export junk seen in real message-board dumps: Excel's escaped CR, anchor remnants,
+# HTML tags and entities.
+_EXPORT_JUNK = re.compile(r"_x000[dDaA]_|\[a\]href=\S*|\[/?a\]|\[\$\w+\$\]")
+_TAG = re.compile(r"</?(?:p|br|div|span|a|img|font|strong|b|i|u|table|tr|td|li|ul|ol|h\d)\b[^>]*>",
+                  re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+_SPACE = re.compile(r"[ \t\r\n\u00a0\u3000]+")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalise(text: str | None) -> str:
+    """Return ``text`` cleaned for models and people.
+
+    Traditional → simplified (OpenCC), full-width → half-width (NFKC), HTML tags,
+    entities and export junk removed, control characters dropped, whitespace collapsed.
+
+    Examples
+    --------
+    >>> normalise("樓道裡有煤氣味　ＡＢＣ１２３<br/>&nbsp;_x000D_")
+    '楼道里有煤气味 ABC123'
+    """
+    if text is None:
+        return ""
+    text = str(text)
+    text = _EXPORT_JUNK.sub(" ", text)
+    text = html.unescape(text)
+    text = _TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub("", text)
+    text = _t2s().convert(text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def join_title(title: str | None, text: str | None) -> str:
+    """Join a title and its text without repeating a title the text already opens with.
+
+    Examples
+    --------
+    >>> join_title("小区暖气不热", "小区暖气不热，家里只有十五度。")
+    '小区暖气不热,家里只有十五度。'
+    >>> join_title("小区暖气不热", "家里只有十五度。")
+    '小区暖气不热。家里只有十五度。'
+    """
+    title, text = normalise(title), normalise(text)
+    if not title:
+        return text
+    if not text:
+        return title
+    head = text[: len(title) + 10]
+    if title in head or title in text:
+        return text
+    return f"{title}。{text}"
+
+
+# --- PII redaction ---------------------------------------------------------------
+# Order matters: longer, more specific patterns first.
+_PII_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("[邮箱]", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
+    ("[身份证号]", re.compile(r"(?<!\d)\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)")),
+    ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3,4}\d{1,4}(?!\d)")),
+    ("[手机号]", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)")),
+    ("[电话]", re.compile(r"(?<!\d)(?:0\d{2,3}[- ]?)?[2-8]\d{6,7}(?!\d)")),
+    ("[车牌号]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-Z][·.]?[A-Z0-9]{4,5}[A-Z0-9挂学警港澳]")),
+    ("[门牌号]", re.compile(r"\d+(?:[-—]\d+)*\s*(?:栋|幢|号楼|单元|室|号房)(?:\s*\d+(?:[-—]\d+)*\s*(?:栋|幢|单元|室|楼|号|层))*")),
+]
+
+
+def redact(text: str | None) -> str:
+    """Replace personal data with placeholders.
+
+    Mobile and landline numbers, 18-digit ID numbers, bank cards, e-mail, plate numbers
+    and door numbers in addresses.
+
+    Examples
+    --------
+    >>> redact("电话13812345678，住3栋2单元501室，车牌湘A12345")
+    '电话[手机号]，住[门牌号]，车牌[车牌号]'
+    """
+    if not text:
+        return ""
+    out = str(text)
+    for placeholder, pattern in _PII_PATTERNS:
+        out = pattern.sub(placeholder, out)
+    return out
+
+
+# --- Segmentation ----------------------------------------------------------------
+_TOKENIZER = None
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def _tokenizer():
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        with _TOKENIZER_LOCK:
+            if _TOKENIZER is None:
+                import logging
+
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                tok = jieba.Tokenizer()
+                tok.initialize()
+                tok.load_userdict(str(DATA_DIR / "userdict.txt"))
+                _TOKENIZER = tok
+    return _TOKENIZER
+
+
+_TOKEN_KEEP = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Segment normalised text into words with jieba and the domain dictionary.
+
+    Punctuation and whitespace tokens are dropped; digits are kept.
+
+    Examples
+    --------
+    >>> tokenize("小区物业不管暖气")
+    ['小区', '物业', '不管', '暖气']
+    """
+    return [w for w in _tokenizer().lcut(text) if _TOKEN_KEEP.search(w)]
