@@ -14,7 +14,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-__all__ = ["normalise", "join_title", "redact", "tokenize", "DATA_DIR"]
+__all__ = ["normalise", "join_title", "redact", "tokenize", "is_negated", "DATA_DIR"]
 
 # Export junk seen in real message-board dumps: Excel's escaped CR, anchor remnants,
 # HTML tags and entities.
@@ -144,3 +144,28 @@ def tokenize(text: str) -> list[str]:
     ['小区', '物业', '不管', '暖气']
     """
     return [w for w in _tokenizer().lcut(text) if _TOKEN_KEEP.search(w)]
+
+
+# --- Negation -----------------------------------------------------------------------
+NEGATION_WINDOW = 4  # characters before a term searched for a negation word
+_CLAUSE_BREAK = re.compile(r"[,，。.!！?？;；:：\s]")
+
+
+@lru_cache(maxsize=1)
+def _negation():
+    words = [w.strip() for w in (DATA_DIR / "negation.txt").read_text(encoding="utf-8").splitlines() if w.strip()]
+    return re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
+
+
+def is_negated(text: str, start: int) -> bool:
+    """True when a negation word (``corpora/data/negation.txt``) stands just before ``start``
+    in the same clause.
+
+    Examples
+    --------
+    >>> t = "经检查没有燃气泄漏，但是有煤气味"
+    >>> is_negated(t, t.index("燃气")), is_negated(t, t.index("煤气"))
+    (True, False)
+    """
+    window = _CLAUSE_BREAK.split(text[max(0, start - NEGATION_WINDOW):start])[-1]
+    return bool(_negation().search(window))

@@ -1,0 +1,37 @@
+# Suqiu — two commands on a fresh machine: `make run` and `make test`.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SHARED  ?= ../shared/corpora
+MODEL   := models/registry/demo
+
+.PHONY: run test bench venv model clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Train on the shipped corpus when no model exists yet.
+$(MODEL)/manifest.json: | $(STAMP)
+	$(BIN)/suqiu train --data corpora/data/demo_appeals.csv --out $(MODEL) --set-current --folds 3
+
+model: $(MODEL)/manifest.json
+
+run: $(STAMP) $(MODEL)/manifest.json
+	$(BIN)/suqiu classify --model $(MODEL) --input corpora/data/sample_new_appeals.csv --output var/sample_tags.jsonl
+	@$(BIN)/python -m service.show var/sample_tags.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) $(MODEL)/manifest.json
+	$(BIN)/suqiu bench --report var/bench.json
+
+clean:
+	rm -rf var models/registry

@@ -1,0 +1,61 @@
+"""Tagger: everything a dispatcher sees for one appeal, from a loaded bundle.
+
+Used by the CLI (`suqiu classify`) and, later, the HTTP service, so both return the
+same fields.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from corpora.rules import Router, default_router
+from models.registry import Bundle
+
+__all__ = ["Tagger"]
+
+
+class Tagger:
+    """Combine the bundle's models and the routing table into one tag per appeal."""
+
+    def __init__(self, bundle: Bundle, router: Router | None = None, *, top_k: int = 3):
+        if "category" not in bundle.models:
+            raise ValueError(f"bundle {bundle.path} has no category model")
+        self.bundle = bundle
+        self.category = bundle.models["category"]
+        self.urgency = bundle.models.get("urgency")
+        self.router = router or default_router()
+        self.top_k = top_k
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    def tag(self, texts: list[str], received_at: list | None = None) -> list[dict]:
+        """Tags for ``texts`` (model input: title and text already joined), in order."""
+        if not texts:
+            return []
+        proba = self.category.predict_proba(texts)
+        review = self.category.needs_review(proba)
+        classes = self.category.classes_
+        urg = self.urgency.explain(texts, received_at=received_at) if self.urgency is not None else None
+        out = []
+        for i, text in enumerate(texts):
+            p = proba[i]
+            best = int(np.argmax(p))
+            category = str(classes[best])
+            department, topic = self.router.route(category, text)
+            top = np.argsort(-p)[: self.top_k]
+            tag = {
+                "category": category,
+                "confidence": round(float(p[best]), 4),
+                "category_scores": {str(classes[j]): round(float(p[j]), 4) for j in range(len(classes))},
+                "top_categories": [str(classes[j]) for j in top],
+                "needs_review": bool(review[i]),
+                "department": department,
+                "topic": topic,
+                "model_version": self.version,
+            }
+            if urg is not None:
+                tag.update(urg[i])
+                tag["needs_review"] = tag["needs_review"] or bool(urg[i].get("urgency_needs_review", False))
+            out.append(tag)
+        return out

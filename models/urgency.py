@@ -1,0 +1,365 @@
+"""Urgency: grade appeals critical / urgent / routine, explain why, attach deadlines.
+
+Two parts, each doing what it does best (docs/adr/0003-urgency-model.md):
+
+* :class:`CueLexicon` — an explicit, reviewable layer of risk cues kept as data
+  (``corpora/data/urgency_cues.csv``): hazards, basic needs cut, ongoing harm, wages,
+  group and escalation signals, time words, vulnerable people, and negation
+  (``没有燃气泄漏`` does not fire the gas cue). Every cue that fires is returned with its
+  character span in the normalised text, so a dispatcher sees *why*.
+* :class:`UrgencyModel` — two class-weighted logistic heads (critical; urgent or above)
+  over character TF-IDF and the cue counts, with thresholds chosen on out-of-fold
+  predictions for a stated operating point (see the class docstring): the level
+  maximises macro-F1, and a separate "possible critical" alert reaches the critical
+  recall goal (a missed gas leak costs more than a false alarm).
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+
+from corpora.dedup import near_duplicate_groups
+from sklearn.utils.validation import check_is_fitted
+
+from corpora.text import DATA_DIR, is_negated, normalise
+
+__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel"]
+
+LEVELS = ("critical", "urgent", "routine")
+
+
+@dataclass(frozen=True)
+class Cue:
+    cue: str
+    kind: str
+    level: str
+    pattern: re.Pattern
+    note: str
+
+
+class CueLexicon:
+    """Find risk cues in a text; negated cues (see :func:`corpora.text.is_negated`) are
+    reported but do not count.
+
+    Examples
+    --------
+    >>> lex = load_cues()
+    >>> [(c["cue"], c["negated"]) for c in lex.find("楼道里有很浓的煤气味") if c["kind"] == "hazard"]
+    [('燃气泄漏', False)]
+    >>> [(c["cue"], c["negated"]) for c in lex.find("经检查没有燃气泄漏") if c["kind"] == "hazard"]
+    [('燃气泄漏', True)]
+    """
+
+    def __init__(self, cues: list[Cue]):
+        self.cues = cues
+        self.kinds = sorted({c.kind for c in cues})
+        self.feature_names = [f"{c.kind}:{c.cue}" for c in cues] + [f"kind:{k}" for k in self.kinds]
+
+    def find(self, text: str) -> list[dict]:
+        """Cues in ``text`` (already normalised), each with its span, level and negation."""
+        out = []
+        for c in self.cues:
+            for m in c.pattern.finditer(text):
+                out.append({"cue": c.cue, "kind": c.kind, "level": c.level, "start": m.start(), "end": m.end(),
+                            "match": m.group(0), "negated": is_negated(text, m.start())})
+        out.sort(key=lambda d: (d["start"], d["end"]))
+        return out
+
+    def features(self, found_per_text: list[list[dict]]) -> np.ndarray:
+        """Per text: log1p count of each non-negated cue, then of each cue kind."""
+        index = {f"{c.kind}:{c.cue}": i for i, c in enumerate(self.cues)}
+        kind_index = {k: len(self.cues) + i for i, k in enumerate(self.kinds)}
+        X = np.zeros((len(found_per_text), len(self.feature_names)))
+        for r, found in enumerate(found_per_text):
+            for f in found:
+                if f["negated"]:
+                    continue
+                X[r, index[f"{f['kind']}:{f['cue']}"]] += 1
+                X[r, kind_index[f["kind"]]] += 1
+        return np.log1p(X)
+
+
+def load_cues(path: Path | str = DATA_DIR / "urgency_cues.csv") -> CueLexicon:
+    """Load and check the cue lexicon; a bad regex names its row."""
+    path = Path(path)
+    cues = []
+    with open(path, encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh), 2):
+            try:
+                pattern = re.compile(row["pattern"])
+            except re.error as err:
+                raise ValueError(f"{path}:{i}: cue {row['cue']!r} has an invalid pattern ({err})") from None
+            if row["level"] not in {"critical", "urgent", "up", "down"}:
+                raise ValueError(f"{path}:{i}: level must be critical, urgent, up or down; got {row['level']!r}")
+            cues.append(Cue(row["cue"], row["kind"], row["level"], pattern, row.get("note", "")))
+    return CueLexicon(cues)
+
+
+@lru_cache(maxsize=1)
+def default_cues() -> CueLexicon:
+    return load_cues()
+
+
+# --- Deadlines ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sla:
+    level: str
+    contact_hours: float
+    finish_hours: float
+    report_back_hours: float
+
+
+class SlaTable:
+    """Response deadlines per urgency level, from ``corpora/data/sla.csv`` (per city).
+
+    Examples
+    --------
+    >>> sla = load_sla()
+    >>> d = sla.deadlines("urgent", "2025-01-06T09:00:00")
+    >>> d["contact_within_hours"], d["contact_by"], d["finish_by"], d["report_back_by"]
+    (1.0, '2025-01-06T10:00:00', '2025-01-09T09:00:00', '2025-01-10T09:00:00')
+    """
+
+    def __init__(self, rows: dict[str, Sla], city: str):
+        self.rows = rows
+        self.city = city
+
+    def deadlines(self, level: str, received_at=None) -> dict:
+        s = self.rows[level]
+        out = {"city": self.city, "contact_within_hours": s.contact_hours, "finish_within_hours": s.finish_hours,
+               "report_back_within_hours": s.report_back_hours}
+        if received_at:
+            t = received_at if isinstance(received_at, datetime) else datetime.fromisoformat(str(received_at))
+            finish = t + timedelta(hours=s.finish_hours)
+            out.update(contact_by=(t + timedelta(hours=s.contact_hours)).isoformat(),
+                       finish_by=finish.isoformat(),
+                       report_back_by=(finish + timedelta(hours=s.report_back_hours)).isoformat())
+        return out
+
+
+def load_sla(path: Path | str = DATA_DIR / "sla.csv", *, city: str = "default") -> SlaTable:
+    """Deadlines for ``city``; levels missing for that city fall back to ``default``."""
+    path = Path(path)
+    rows: dict[str, dict[str, Sla]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for i, r in enumerate(csv.DictReader(fh), 2):
+            if r["level"] not in LEVELS:
+                raise ValueError(f"{path}:{i}: level must be one of {LEVELS}, got {r['level']!r}")
+            try:
+                sla = Sla(r["level"], float(r["contact_hours"]), float(r["finish_hours"]),
+                          float(r["report_back_hours"]))
+            except ValueError:
+                raise ValueError(f"{path}:{i}: hours must be numbers") from None
+            rows.setdefault(r["city"], {})[r["level"]] = sla
+    if "default" not in rows or set(rows["default"]) != set(LEVELS):
+        raise ValueError(f"{path}: the 'default' city must define all levels {LEVELS}")
+    if city not in rows:
+        raise ValueError(f"{path}: no deadlines for city {city!r}; known: {sorted(rows)}")
+    return SlaTable({**rows["default"], **rows[city]}, city)
+
+
+# --- The model ----------------------------------------------------------------------
+def _recall_threshold(score: np.ndarray, positive: np.ndarray, target: float) -> float:
+    """Highest threshold on ``score`` whose recall of ``positive`` is at least ``target``.
+
+    Examples
+    --------
+    >>> _recall_threshold(np.array([0.9, 0.8, 0.3, 0.2]), np.array([True, True, True, False]), 0.6)
+    0.8
+    """
+    pos = np.sort(score[positive])[::-1]
+    if len(pos) == 0:
+        return 1.0
+    k = int(np.ceil(target * len(pos))) - 1
+    return float(pos[min(max(k, 0), len(pos) - 1)])
+
+
+def _macro_f1(y, pred) -> float:
+    f1s = []
+    for lev in LEVELS:
+        tp = np.sum((pred == lev) & (y == lev))
+        denom = np.sum(pred == lev) + np.sum(y == lev)
+        if np.sum(y == lev):
+            f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def _grade(p_critical, p_up, t_critical, t_up) -> np.ndarray:
+    return np.where(p_critical >= t_critical, "critical",
+                    np.where(p_up >= t_up, "urgent", "routine")).astype(object)
+
+
+class UrgencyModel(ClassifierMixin, BaseEstimator):
+    """Grade appeals critical / urgent / routine with cues, two heads and chosen thresholds.
+
+    Two class-weighted logistic heads over character TF-IDF plus the cue features: one
+    scores *critical*, one scores *urgent or above*. On out-of-fold predictions inside
+    ``fit`` three thresholds are chosen (the operating point):
+
+    * ``critical_threshold_`` and ``urgent_threshold_`` maximise macro-F1 of the level;
+    * ``alert_threshold_`` is the highest critical score that still catches
+      ``critical_recall`` of critical appeals. An appeal at or above it that is not graded
+      critical is flagged ``possible_critical`` and ``urgency_needs_review``: a dispatcher
+      checks it at once. A missed gas leak costs more than a false alarm, but grading
+      half of all appeals critical would make the level meaningless, so the recall goal
+      is met by the alert, and reported as such.
+
+    Parameters
+    ----------
+    C : float, default 1.0
+        Inverse regularisation of both heads.
+    cue_weight : float, default 1.0
+        Scale of the cue features relative to the TF-IDF block.
+    critical_recall : float, default 0.9
+        Out-of-fold recall of critical appeals that the alert must reach.
+    max_features : int, default 50000
+        Character n-grams kept.
+    threshold_folds : int, default 5
+    random_state : int or None, default 0
+
+    Examples
+    --------
+    >>> X = ["楼道里有很浓的煤气味", "暖气不热已经三天", "建议增加公交线路"] * 6
+    >>> y = ["critical", "urgent", "routine"] * 6
+    >>> m = UrgencyModel(threshold_folds=3).fit(X, y)
+    >>> m.predict(["家里有煤气味，很危险", "请问公交线路怎么调整"]).tolist()
+    ['critical', 'routine']
+    """
+
+    def __init__(self, *, C=1.0, cue_weight=1.0, critical_recall=0.9, max_features=50_000, threshold_folds=5,
+                 random_state=0):
+        self.C = C
+        self.cue_weight = cue_weight
+        self.critical_recall = critical_recall
+        self.max_features = max_features
+        self.threshold_folds = threshold_folds
+        self.random_state = random_state
+
+    def _head(self):
+        return LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
+
+    def _fit_heads(self, texts, found, y):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
+                              min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
+        F = sp.hstack([vec.fit_transform(texts), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
+                      format="csr")
+        crit = y == "critical"
+        up = y != "routine"
+        head_c = self._head().fit(F, crit) if 0 < crit.sum() < len(y) else None
+        head_u = self._head().fit(F, up) if 0 < up.sum() < len(y) else None
+        return vec, head_c, head_u
+
+    def _scores(self, heads, texts, found):
+        vec, head_c, head_u = heads
+        F = sp.hstack([vec.transform(texts), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
+                      format="csr")
+        pc = head_c.predict_proba(F)[:, 1] if head_c is not None else np.zeros(len(texts))
+        pu = head_u.predict_proba(F)[:, 1] if head_u is not None else np.zeros(len(texts))
+        return pc, np.maximum(pu, pc)
+
+    def fit(self, X, y):
+        y = np.asarray(y, dtype=object)
+        unknown = sorted(set(y) - set(LEVELS))
+        if unknown:
+            raise ValueError(f"unknown urgency labels {unknown}; allowed: {list(LEVELS)}")
+        if not 0 < self.critical_recall <= 1:
+            raise ValueError(f"critical_recall must be in (0, 1], got {self.critical_recall!r}")
+        texts = [normalise(x) for x in X]
+        if len(texts) != len(y):
+            raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        present = [lev for lev in LEVELS if (y == lev).any()]
+        if len(present) < 2:
+            raise ValueError(f"need at least 2 urgency levels to train, got {present}")
+        self.classes_ = np.array(LEVELS, dtype=object)
+        self.cues_ = default_cues()
+        self.sla_ = load_sla()
+        found = [self.cues_.find(t) for t in texts]
+        n_splits = min(self.threshold_folds, int(min((y == lev).sum() for lev in present)))
+        if n_splits < 2:
+            raise ValueError("each urgency level present needs at least 2 examples to choose thresholds")
+        pc, pu = np.zeros(len(y)), np.zeros(len(y))
+        folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
+        for tr, te in folds.split(np.zeros(len(y)), y, near_duplicate_groups(texts)):
+            heads = self._fit_heads([texts[i] for i in tr], [found[i] for i in tr], y[tr])
+            pc[te], pu[te] = self._scores(heads, [texts[i] for i in te], [found[i] for i in te])
+        self.alert_threshold_ = _recall_threshold(pc, y == "critical", self.critical_recall)
+        grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
+        grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
+        best = (-1.0, 1.0, 0.5)
+        for tc in grid_c:
+            for tu in grid_u:
+                f = _macro_f1(y, _grade(pc, pu, tc, tu))
+                if f > best[0]:
+                    best = (f, float(tc), float(tu))
+        self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = best
+        self.alert_threshold_ = min(self.alert_threshold_, self.critical_threshold_)
+        self.vectorizer_, self.critical_head_, self.urgent_head_ = self._fit_heads(texts, found, y)
+        return self
+
+    def _heads(self):
+        check_is_fitted(self, "vectorizer_")
+        return self.vectorizer_, self.critical_head_, self.urgent_head_
+
+    def predict_proba(self, X):
+        """Per appeal: (critical score, urgent-or-above score − critical score, 1 − urgent-or-above).
+
+        Columns in ``classes_`` order; the heads are calibrated by logistic regression
+        with balanced class weights, so these are scores for ranking, not prevalences.
+        """
+        texts = [normalise(x) for x in X]
+        pc, pu = self._scores(self._heads(), texts, [self.cues_.find(t) for t in texts])
+        return np.column_stack([pc, pu - pc, 1 - pu])
+
+    def predict(self, X):
+        texts = [normalise(x) for x in X]
+        pc, pu = self._scores(self._heads(), texts, [self.cues_.find(t) for t in texts])
+        return _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
+
+    def explain(self, X, received_at=None) -> list[dict]:
+        """Level, score, the cues that fired (spans in the normalised text) and deadlines."""
+        texts = [normalise(x) for x in X]
+        found = [self.cues_.find(t) for t in texts]
+        pc, pu = self._scores(self._heads(), texts, found)
+        levels = _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
+        received_at = received_at or [None] * len(texts)
+        out = []
+        for i, level in enumerate(levels):
+            cues = [{k: c[k] for k in ("cue", "kind", "level", "start", "end", "match", "negated")}
+                    for c in found[i]]
+            possible_critical = bool(level != "critical" and pc[i] >= self.alert_threshold_)
+            score = float(pc[i]) if level == "critical" else float(pu[i])
+            out.append({
+                "urgency": str(level),
+                "urgency_score": round(score, 4),
+                "critical_score": round(float(pc[i]), 4),
+                "possible_critical": possible_critical,
+                "urgency_cues": cues,
+                "urgency_reason": _reason(level, cues),
+                "urgency_needs_review": possible_critical,
+                "deadlines": self.sla_.deadlines("critical" if possible_critical else str(level), received_at[i]),
+            })
+        return out
+
+
+def _reason(level, cues) -> str:
+    live = [c for c in cues if not c["negated"]]
+    order = {"critical": 0, "urgent": 1, "up": 2, "down": 3}
+    live.sort(key=lambda c: order.get(c["level"], 9))
+    names = []
+    for c in live:
+        if c["cue"] not in names:
+            names.append(c["cue"])
+    label = {"critical": "特急", "urgent": "紧急", "routine": "一般"}[level]
+    return f"{label}：" + ("、".join(names[:4]) if names else "无风险线索，依全文模型判断")

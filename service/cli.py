@@ -1,0 +1,217 @@
+"""The ``suqiu`` command line: train, classify, evaluate, bench.
+
+The command names and flags are a contract other tools rely on (issue #2).
+Every argument is logged; errors a user can cause exit non-zero with a message naming
+what was wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("suqiu")
+
+EXIT_USAGE = 2
+EXIT_DATA = 3
+
+
+class CliError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def _read(path, *, max_chars, skip_invalid=False, what="input"):
+    from corpora.records import AppealDataError, read_appeals
+
+    try:
+        res = read_appeals(path, max_chars=max_chars)
+    except AppealDataError as err:
+        raise CliError(str(err)) from None
+    if res.problems and not skip_invalid:
+        shown = "\n  ".join(str(p) for p in res.problems[:10])
+        more = f"\n  … and {len(res.problems) - 10} more" if len(res.problems) > 10 else ""
+        raise CliError(f"{path}: {len(res.problems)} of {res.rows_read} rows cannot be used:\n  {shown}{more}\n"
+                       "Fix those rows, or pass --skip-invalid to report them and go on.")
+    for p in res.problems:
+        log.warning("%s: %s (reported, not used)", path, p)
+    if res.frame.empty:
+        raise CliError(f"{path}: no usable appeals in the {what} file.")
+    return res
+
+
+def cmd_train(args) -> int:
+    import pandas as pd
+
+    from training.train import train_bundle
+
+    frames = [_read(p, max_chars=args.max_chars, skip_invalid=args.skip_invalid).frame for p in args.data]
+    data = pd.concat(frames, ignore_index=True)
+    urgency = None
+    if args.urgency_data:
+        urgency = pd.concat([_read(p, max_chars=args.max_chars, skip_invalid=args.skip_invalid).frame
+                             for p in args.urgency_data], ignore_index=True)
+    try:
+        bundle = train_bundle(data, args.out, urgency_data=urgency, evaluate=not args.no_eval,
+                              folds=args.folds, random_state=args.random_state, set_current=args.set_current)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    m = bundle.manifest
+    summary = {"bundle": str(bundle.path), "version": m["version"], "labels": m["labels"],
+               "train_seconds": m["train_seconds"]}
+    if "cv" in m.get("metrics", {}):
+        cv = m["metrics"]["cv"]
+        summary["cv_macro_f1"] = cv["model"]["macro_f1"]
+        summary["baseline_macro_f1"] = cv["baseline"]["macro_f1"]
+    if "urgency_cv" in m.get("metrics", {}):
+        summary["urgency_cv_macro_f1"] = m["metrics"]["urgency_cv"]["model"]["macro_f1"]
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _load_tagger(model_dir):
+    from models.registry import BundleError, current_version, load_bundle
+    from models.tagger import Tagger
+
+    path = Path(model_dir) if model_dir else current_version()
+    if path is None:
+        raise CliError("no model given and the registry has no current version; run 'suqiu train' first.")
+    try:
+        return Tagger(load_bundle(path))
+    except BundleError as err:
+        raise CliError(str(err)) from None
+
+
+def cmd_classify(args) -> int:
+    from tqdm.auto import tqdm
+
+    from corpora.records import appeal_texts
+
+    tagger = _load_tagger(args.model)
+    res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
+    frame = res.frame
+    texts = appeal_texts(frame)
+    times = frame["time"].tolist()
+    by_row = {}
+    batch = args.batch_size
+    with tqdm(total=len(texts), desc="tagging", unit="appeal", disable=args.quiet) as bar:
+        for start in range(0, len(texts), batch):
+            tags = tagger.tag(texts[start:start + batch], received_at=times[start:start + batch])
+            for j, tag in enumerate(tags):
+                i = start + j
+                by_row[res.source_row[i]] = {"id": frame["id"].iat[i], **tag}
+            bar.update(len(tags))
+    for p in res.problems:  # skipped rows still get a line, in place, saying why
+        by_row.setdefault(p.row, {"id": None, "row": p.row, "error": str(p)})
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh:
+        for row in sorted(by_row):
+            fh.write(json.dumps(by_row[row], ensure_ascii=False) + "\n")
+    flagged = sum(1 for r in by_row.values() if r.get("needs_review"))
+    log.info("wrote %d tags to %s (%d need review, %d rows reported as invalid)",
+             len(by_row), out, flagged, len(res.problems))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from corpora.records import appeal_texts
+    from training.evaluate import evaluate_bundle_on
+
+    tagger = _load_tagger(args.model)
+    res = _read(args.data, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
+    try:
+        report = evaluate_bundle_on(tagger, res.frame, appeal_texts(res.frame), cross_validate=args.cv,
+                                    folds=args.folds)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    out = Path(args.report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(json.dumps(report.get("summary", {}), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from training.bench import run_bench
+
+    report = run_bench(model_dir=args.model, input_path=args.input, n=args.n, out=args.report)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from corpora.records import DEFAULT_MAX_CHARS
+
+    p = argparse.ArgumentParser(prog="suqiu", description="Suqiu (诉求): appeal tagging and early warning.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
+                        help=f"refuse texts longer than this (default {DEFAULT_MAX_CHARS})")
+        sp.add_argument("--skip-invalid", action="store_true",
+                        help="report unusable rows and go on instead of stopping")
+
+    t = sub.add_parser("train", help="train a model bundle")
+    t.add_argument("--data", action="append", required=True, metavar="FILE",
+                   help="labelled appeals (needs text and category); repeat for several files")
+    t.add_argument("--urgency-data", action="append", metavar="FILE",
+                   help="urgency-labelled appeals (text, urgency[, sampling]); repeatable")
+    t.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    t.add_argument("--folds", type=int, default=5, help="grouped CV folds for the report (default 5)")
+    t.add_argument("--no-eval", action="store_true", help="skip the cross-validation report")
+    t.add_argument("--random-state", type=int, default=0)
+    t.add_argument("--set-current", action="store_true",
+                   help="make this bundle the registry's current version (DIR must be in models/registry/)")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("classify", help="tag appeals from a file")
+    c.add_argument("--model", metavar="DIR", help="bundle directory (default: registry's current)")
+    c.add_argument("--input", required=True, metavar="FILE", help="CSV/TSV/JSONL/XLSX with a text column")
+    c.add_argument("--output", required=True, metavar="FILE.jsonl")
+    c.add_argument("--batch-size", type=int, default=512)
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(c)
+    c.set_defaults(func=cmd_classify)
+
+    e = sub.add_parser("evaluate", help="evaluate a bundle on labelled data")
+    e.add_argument("--model", metavar="DIR")
+    e.add_argument("--data", required=True, metavar="FILE")
+    e.add_argument("--report", required=True, metavar="FILE.json")
+    e.add_argument("--cv", action="store_true",
+                   help="also run grouped cross-validation (retrains on the data; slower)")
+    e.add_argument("--folds", type=int, default=5)
+    common(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="speed, size and memory figures")
+    b.add_argument("--model", metavar="DIR", help="bundle to benchmark (default: registry's current)")
+    b.add_argument("--input", metavar="FILE", help="appeals whose texts to tag (default: the shipped corpus)")
+    b.add_argument("--n", type=int, default=5000, help="appeals in the batch test")
+    b.add_argument("--report", metavar="FILE.json", help="also write the figures here")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.info("suqiu %s %s", args.command,
+             {k: v for k, v in vars(args).items() if k not in {"func", "command"}})
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"suqiu {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Shared fixtures. Real data lives in ../shared/corpora and is optional."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpora"
+TIPDM = SHARED / "tipdm2020c" / "appeals_labelled_dev.csv"
+URGENCY = SHARED / "urgency" / "labels_dev.csv"
+DEMO = ROOT / "corpora" / "data" / "demo_appeals.csv"
+
+
+def need(path: Path):
+    if not path.exists():
+        pytest.skip(f"{path} is absent (real data from ../shared/corpora is optional on user machines)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_frame():
+    from corpora.records import read_appeals
+
+    return read_appeals(DEMO).frame
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory, demo_frame):
+    """A real bundle trained on the shipped corpus (seconds), shared by the tests."""
+    from training.train import train_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "demo"
+    return train_bundle(demo_frame, out, evaluate=False, progress=False)

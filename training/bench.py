@@ -1,0 +1,82 @@
+"""`suqiu bench`: tagging throughput, single-appeal latency, model size and memory.
+
+Speed goals are reported as figures here, never asserted in timed tests.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_bench"]
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_bench(*, model_dir=None, input_path=None, n=5000, single=500, out=None) -> dict:
+    import json
+
+    from tqdm.auto import tqdm
+
+    from corpora.records import appeal_texts, read_appeals
+    from corpora.text import DATA_DIR
+    from models.registry import current_version, load_bundle
+    from models.tagger import Tagger
+
+    path = Path(model_dir) if model_dir else current_version()
+    if path is None:
+        raise SystemExit("no model to benchmark: run 'make run' or 'suqiu train' first")
+    rss0 = _rss_mb()
+    t = time.perf_counter()
+    tagger = Tagger(load_bundle(path))
+    load_s = time.perf_counter() - t
+    src = Path(input_path) if input_path else DATA_DIR / "demo_appeals.csv"
+    frame = read_appeals(src).frame
+    pool = appeal_texts(frame)
+    rng = np.random.default_rng(0)
+    texts = [pool[i] for i in rng.integers(0, len(pool), n)]
+    tagger.tag(texts[:50])  # warm up (jieba dictionary, OpenCC)
+    t = time.perf_counter()
+    for start in tqdm(range(0, n, 1000), desc="batch tagging", unit="k appeals"):
+        tagger.tag(texts[start:start + 1000])
+    batch_s = time.perf_counter() - t
+    lat = []
+    for text in tqdm(texts[:single], desc="single-appeal latency", unit="appeal"):
+        t = time.perf_counter()
+        tagger.tag([text])
+        lat.append((time.perf_counter() - t) * 1000)
+    lat.sort()
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    m = tagger.bundle.manifest
+    report = {
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "model": {"path": str(path), "version": m["version"], "models": m["models"],
+                  "size_on_disk_mb": round(size / 2**20, 2), "load_seconds": round(load_s, 2),
+                  "train_seconds": m.get("train_seconds"), "train_peak_rss_mb": m.get("train_peak_rss_mb")},
+        "texts": {"source": src.name, "n_batch": n, "median_chars": int(statistics.median(len(x) for x in texts))},
+        "batch_appeals_per_second": round(n / batch_s, 1),
+        "single_latency_ms": {"p50": round(lat[len(lat) // 2], 2), "p99": round(lat[int(len(lat) * 0.99) - 1], 2),
+                              "n": len(lat)},
+        "memory_mb": {"rss_before_load": round(rss0, 1), "rss_after": round(_rss_mb(), 1),
+                      "peak_rss": round(_peak_mb(), 1)},
+        "goals": {"batch_appeals_per_second": ">= 1000", "single_p99_ms": "<= 20"},
+    }
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    return report
