@@ -106,7 +106,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         return pd.DataFrame(rows, dtype=object)
     sep = "\t" if suffix == ".tsv" else ","
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, engine="python")
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, csv.Error) as err:
         raise AppealDataError(f"{path}: not a valid {'TSV' if sep == chr(9) else 'CSV'} file ({err}).") from None
 

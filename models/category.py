@@ -1,8 +1,9 @@
 """Category classifier: official first-level category of an appeal, with calibrated confidence.
 
 Design (see docs/adr/0002-category-model.md): word + character TF-IDF, a class-weighted
-linear SVM, and a multinomial logistic calibrator fitted on out-of-fold SVM scores, so
-``predict_proba`` is calibrated on data the SVM did not see. The same out-of-fold
+linear SVM, and temperature scaling (softmax of the SVM scores times one learned
+factor) fitted on out-of-fold SVM scores, so ``predict_proba`` is calibrated on data the
+SVM did not see and never changes the SVM's ranking of categories. The same out-of-fold
 probabilities choose ``review_threshold_``: the lowest top-probability at which accepted
 (not flagged) tags reach ``target_precision``.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from corpora.dedup import near_duplicate_groups
@@ -100,10 +100,11 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
         for tr, te in folds.split(F, y, near_duplicate_groups(X)):
             svm = self._svm().fit(F[tr], y[tr])
             oof[te] = _align(svm.decision_function(F[te]), svm.classes_, self.classes_)
-        self.calibrator_ = LogisticRegression(C=10.0, max_iter=1000).fit(oof, y)
+        y_idx = np.searchsorted(self.classes_, y)
+        self.temperature_ = _fit_temperature(oof, y_idx)
         self.svm_ = self._svm().fit(F, y)
-        oof_proba = self.calibrator_.predict_proba(oof)
-        correct = self.calibrator_.classes_[oof_proba.argmax(1)] == y
+        oof_proba = _softmax(oof * self.temperature_)
+        correct = oof_proba.argmax(1) == y_idx
         self.review_threshold_ = choose_review_threshold(oof_proba.max(1), correct,
                                                          target_precision=self.target_precision)
         self.oof_accuracy_ = float(correct.mean())
@@ -115,15 +116,33 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Calibrated probabilities, columns in ``classes_`` order."""
-        return self.calibrator_.predict_proba(self.decision_function(X))
+        return _softmax(self.decision_function(X) * self.temperature_)
 
     def predict(self, X):
+        check_is_fitted(self, "svm_")
         return self.classes_[self.predict_proba(X).argmax(1)]
 
     def needs_review(self, proba: np.ndarray) -> np.ndarray:
         """True where the top probability is below the validation-chosen threshold."""
         check_is_fitted(self, "review_threshold_")
         return proba.max(1) < self.review_threshold_
+
+
+def _softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _fit_temperature(scores, y_idx) -> float:
+    """The factor on SVM scores that minimises out-of-fold log-loss."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t):
+        p = _softmax(scores * np.exp(log_t))
+        return -np.mean(np.log(p[np.arange(len(y_idx)), y_idx] + 1e-12))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 5), method="bounded").x))
 
 
 def _two_column(scores):

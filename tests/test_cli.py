@@ -1,0 +1,100 @@
+"""The `suqiu` command line contract: names, flags, outputs, and clear errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from service.cli import main
+
+
+@pytest.fixture()
+def model_dir(demo_bundle):
+    return str(demo_bundle.path)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True, text=True)
+
+
+def test_classify_round_trip_keeps_order_and_fields(model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,title,text,time,district\n"
+                   "b2,暖气不热,家里暖气不热已经三天了,2025/12/1 8:00:00,北山区\n"
+                   "a1,,导游强制购物，不买不让走,2025-10-02 10:00,南湖区\n"
+                   ",,請問社保怎麼轉移,,\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["classify", "--model", model_dir, "--input", str(src), "--output", str(out), "-q"]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["b2", "a1", "row-3"]
+    for r in rows:
+        assert {"id", "category", "category_scores", "needs_review", "department", "urgency", "urgency_score",
+                "urgency_cues", "deadlines"} <= set(r)
+    assert [r["category"] for r in rows] == ["城乡建设", "商贸旅游", "劳动和社会保障"]
+    assert rows[0]["deadlines"]["contact_by"] == "2025-12-01T09:00:00"
+
+
+def test_train_and_evaluate_round_trip(tmp_path):
+    from tests.conftest import DEMO
+
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(DEMO), "--out", str(out), "--no-eval"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["models"] == ["category", "urgency"]
+    report = tmp_path / "r.json"
+    assert main(["evaluate", "--model", str(out), "--data", str(DEMO), "--report", str(report)]) == 0
+    r = json.loads(report.read_text(encoding="utf-8"))
+    assert r["category"]["macro_f1"] > 0.9  # on its own training data
+    assert set(r["urgency"]["per_class"]) == {"critical", "urgent", "routine"}
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"\x00\x01binary\x00" * 50, "binary"),
+    ("title,body\n标题,内容\n", "no 'text' column"),
+    ("id,text\n1,\n2,正常\n", "row 1, field 'text': text is empty"),
+    ("id,text\n1," + "长" * 1_048_576 + "\n", "maximum is 20,000"),
+    (b"text\n\xff\xfe\xfa\xfb\n", "cannot decode"),
+])
+def test_bad_input_is_refused_clearly(model_dir, tmp_path, content, message):
+    src = tmp_path / "bad.csv"
+    if content is not None:
+        src.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    r = run("classify", "--model", model_dir, "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 3
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_gbk_input_is_read(model_dir, tmp_path):
+    src = tmp_path / "gbk.csv"
+    src.write_bytes("id,text\n1,小区暖气不热已经三天\n".encode("gbk"))
+    out = tmp_path / "o.jsonl"
+    assert main(["classify", "--model", model_dir, "--input", str(src), "--output", str(out), "-q"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["category"] == "城乡建设"
+
+
+def test_skip_invalid_reports_rows_in_place(model_dir, tmp_path):
+    src = tmp_path / "mixed.csv"
+    src.write_text("id,text\n1,停水三天了\n2,\n3,景区门票太贵\n", encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert main(["classify", "--model", model_dir, "--input", str(src), "--output", str(out), "-q",
+                 "--skip-invalid"]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r.get("id") for r in rows] == ["1", None, "3"]
+    assert rows[1]["error"] == "row 2, field 'text': text is empty"
+
+
+def test_unknown_category_is_refused_at_training(tmp_path):
+    src = tmp_path / "t.csv"
+    src.write_text("text,category\n" + "暖气不热,城乡建设\n" * 6 + "外星人入侵,星际事务\n", encoding="utf-8")
+    r = run("train", "--data", str(src), "--out", str(tmp_path / "m"), "--no-eval")
+    assert r.returncode == 3
+    assert "unknown category labels: '星际事务' at records [7]" in r.stderr
+
+
+def test_missing_model_is_refused(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("text\n暖气不热\n", encoding="utf-8")
+    r = run("classify", "--model", str(tmp_path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 3 and "no manifest.json" in r.stderr

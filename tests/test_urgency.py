@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from models.urgency import LEVELS, UrgencyModel, _recall_threshold, load_cues, load_sla
+
+LEX = load_cues()
+
+
+def live(text, kind=None):
+    from corpora.text import normalise
+
+    return sorted({c["cue"] for c in LEX.find(normalise(text))
+                   if not c["negated"] and (kind is None or c["kind"] == kind)})
+
+
+@pytest.mark.parametrize("text, kind, expected", [
+    ("楼道里有很浓的煤气味", "hazard", ["燃气泄漏"]),
+    ("樓道裡有很濃的煤氣味", "hazard", ["燃气泄漏"]),            # traditional characters
+    ("经检查没有燃气泄漏", "hazard", []),                          # negation
+    ("并未发生火灾，只是烧烤冒烟", "hazard", ["火灾"]),            # 冒烟 is not negated
+    ("围墙开裂随时可能倒塌", "hazard", ["倒塌"]),
+    ("电梯突然下坠，有人被困在里面", "hazard", ["被困"]),
+    ("孩子有自杀的念头", "hazard", ["自杀"]),
+    ("八岁孩子放学后走失了", "hazard", ["走失"]),
+    ("吃了食堂饭菜后多人上吐下泻", "hazard", ["中毒"]),
+    ("暖气不热，室温只有十二度", "basic_need", ["停暖"]),
+    ("已经停水三天了", "basic_need", ["停水"]),
+    ("老板拖欠工资半年", "wages", ["欠薪"]),
+    ("我们三十多名农民工", "group", ["群体"]),
+    ("再不解决我们就去上访", "escalation", ["升级"]),
+    ("今天早上又开始了", "time_now", ["当下"]),
+    ("多年来一直如此，建议改造", "time_past", ["长期"]),
+    ("独居老人没人照顾", "vulnerable", ["弱势"]),
+    ("请问社保怎么转移", "hazard", []),
+])
+def test_cues(text, kind, expected):
+    assert live(text, kind) == expected
+
+
+def test_cue_spans_point_into_the_text():
+    from corpora.text import normalise
+
+    text = normalise("我家楼道有煤气味，今天特别重")
+    for c in LEX.find(text):
+        assert text[c["start"]:c["end"]] == c["match"]
+
+
+@pytest.mark.parametrize("level, received, contact, finish, report", [
+    ("critical", "2025-01-06T09:00:00", "2025-01-06T10:00:00", "2025-01-07T09:00:00", "2025-01-08T09:00:00"),
+    ("urgent", "2025-01-06T23:30:00", "2025-01-07T00:30:00", "2025-01-09T23:30:00", "2025-01-10T23:30:00"),
+    ("routine", "2025-01-06T09:00:00", "2025-01-07T09:00:00", "2025-01-21T09:00:00", "2025-01-22T09:00:00"),
+])
+def test_deadlines_table(level, received, contact, finish, report):
+    d = load_sla().deadlines(level, received)
+    assert (d["contact_by"], d["finish_by"], d["report_back_by"]) == (contact, finish, report)
+
+
+def test_sla_per_city(tmp_path):
+    p = tmp_path / "sla.csv"
+    p.write_text("city,level,contact_hours,finish_hours,report_back_hours\n"
+                 "default,critical,1,24,24\ndefault,urgent,1,72,24\ndefault,routine,24,360,24\n"
+                 "北城,urgent,0.5,48,12\n", encoding="utf-8")
+    sla = load_sla(p, city="北城")
+    assert sla.deadlines("urgent")["finish_within_hours"] == 48
+    assert sla.deadlines("routine")["finish_within_hours"] == 360  # falls back to default
+    with pytest.raises(ValueError, match="no deadlines for city"):
+        load_sla(p, city="南城")
+
+
+def test_recall_threshold():
+    score = np.array([0.9, 0.8, 0.6, 0.3, 0.2])
+    pos = np.array([True, False, True, True, False])
+    assert _recall_threshold(score, pos, 0.6) == 0.6
+    assert _recall_threshold(score, pos, 1.0) == 0.3
+
+
+def test_operating_point_is_honoured(demo_frame):
+    """The alert threshold catches at least the stated share of critical appeals out of fold,
+    and the level and alert follow the stored thresholds exactly."""
+    from corpora.records import appeal_texts
+
+    texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
+    m = UrgencyModel(critical_recall=0.95).fit(texts, y)
+    assert m.alert_threshold_ <= m.critical_threshold_
+    ex = m.explain(texts)
+    for e in ex:
+        pc = e["critical_score"]
+        assert (e["urgency"] == "critical") == (pc >= m.critical_threshold_)
+        assert e["possible_critical"] == (e["urgency"] != "critical" and pc >= m.alert_threshold_)
+        if e["possible_critical"]:
+            assert e["deadlines"]["contact_within_hours"] == 1
+    # On its own training data the alert must reach the stated recall.
+    caught = np.array([e["urgency"] == "critical" or e["possible_critical"] for e in ex])
+    assert caught[y == "critical"].mean() >= 0.95
+
+
+def test_bad_labels_are_refused():
+    with pytest.raises(ValueError, match="unknown urgency labels"):
+        UrgencyModel().fit(["a", "b"], ["critical", "very urgent"])
+    assert LEVELS == ("critical", "urgent", "routine")
