@@ -17,8 +17,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
-# Train on the shipped corpus when no model exists yet.
-$(MODEL)/manifest.json: | $(STAMP)
+# Train on the shipped corpus when no model exists yet (or the model code or rules changed).
+$(MODEL)/manifest.json: $(STAMP) $(wildcard models/*.py corpora/*.py corpora/data/*)
 	$(BIN)/suqiu train --data corpora/data/demo_appeals.csv --out $(MODEL) --set-current --folds 3
 
 model: $(MODEL)/manifest.json

@@ -109,6 +109,8 @@ def redact(text: str | None) -> str:
 
 
 # --- Segmentation ----------------------------------------------------------------
+# jieba's algorithm and dictionary through rjieba (the jieba-rs port): the same
+# segmentation, ~25x faster than the pure-Python package (docs/adr/0001-stack.md).
 _TOKENIZER = None
 _TOKENIZER_LOCK = threading.Lock()
 
@@ -118,14 +120,16 @@ def _tokenizer():
     if _TOKENIZER is None:
         with _TOKENIZER_LOCK:
             if _TOKENIZER is None:
-                import logging
+                import rjieba
 
-                import jieba
-
-                jieba.setLogLevel(logging.WARNING)
-                tok = jieba.Tokenizer()
-                tok.initialize()
-                tok.load_userdict(str(DATA_DIR / "userdict.txt"))
+                tok = rjieba.Jieba()
+                for n, line in enumerate((DATA_DIR / "userdict.txt").read_text(encoding="utf-8").splitlines(), 1):
+                    parts = line.split()
+                    if not parts:
+                        continue
+                    if len(parts) != 3 or not parts[1].isdigit():
+                        raise ValueError(f"userdict.txt:{n}: expected 'word frequency tag', got {line!r}")
+                    tok.add_word(parts[0], int(parts[1]), parts[2])
                 _TOKENIZER = tok
     return _TOKENIZER
 
@@ -134,7 +138,7 @@ _TOKEN_KEEP = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Segment normalised text into words with jieba and the domain dictionary.
+    """Segment normalised text into words (jieba, with the domain dictionary).
 
     Punctuation and whitespace tokens are dropped; digits are kept.
 
@@ -143,7 +147,7 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("小区物业不管暖气")
     ['小区', '物业', '不管', '暖气']
     """
-    return [w for w in _tokenizer().lcut(text) if _TOKEN_KEEP.search(w)]
+    return [w for w in _tokenizer().cut(text) if _TOKEN_KEEP.search(w)]
 
 
 # --- Negation -----------------------------------------------------------------------

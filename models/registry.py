@@ -26,9 +26,9 @@ import joblib
 __all__ = ["BundleError", "Bundle", "save_bundle", "load_bundle", "sha256_file", "data_hash",
            "current_version", "set_current", "REGISTRY_DIR", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when a fitted estimator's attributes change
 REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
-_LIBS = ("scikit-learn", "numpy", "scipy", "jieba", "joblib", "opencc", "pandas")
+_LIBS = ("scikit-learn", "numpy", "scipy", "rjieba", "joblib", "opencc", "pandas")
 
 
 class BundleError(RuntimeError):
