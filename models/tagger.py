@@ -59,3 +59,37 @@ class Tagger:
                 tag["needs_review"] = tag["needs_review"] or bool(urg[i].get("urgency_needs_review", False))
             out.append(tag)
         return out
+
+
+_WORKER: Tagger | None = None
+
+
+def _init_worker(bundle_path: str) -> None:
+    global _WORKER
+    from models.registry import load_bundle
+
+    _WORKER = Tagger(load_bundle(bundle_path))
+
+
+def _tag_chunk(args):
+    texts, received_at = args
+    return _WORKER.tag(texts, received_at=received_at)
+
+
+def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_size=500, on_chunk=None):
+    """Tag a large batch on ``n_jobs`` processes, each loading the bundle once.
+
+    Feature extraction is Python-bound, so processes (not threads) use every core.
+    Results come back in input order; ``on_chunk(n)`` is called as chunks finish.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    received_at = received_at or [None] * len(texts)
+    chunks = [(texts[i:i + chunk_size], received_at[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)]
+    out: list[dict] = []
+    with ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(str(bundle_path),)) as pool:
+        for tags in pool.map(_tag_chunk, chunks):
+            out.extend(tags)
+            if on_chunk:
+                on_chunk(len(tags))
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -94,14 +95,22 @@ def cmd_classify(args) -> int:
     texts = appeal_texts(frame)
     times = frame["time"].tolist()
     by_row = {}
-    batch = args.batch_size
+    n_jobs = args.jobs or os.cpu_count() or 1
     with tqdm(total=len(texts), desc="tagging", unit="appeal", disable=args.quiet) as bar:
-        for start in range(0, len(texts), batch):
-            tags = tagger.tag(texts[start:start + batch], received_at=times[start:start + batch])
-            for j, tag in enumerate(tags):
-                i = start + j
-                by_row[res.source_row[i]] = {"id": frame["id"].iat[i], **tag}
-            bar.update(len(tags))
+        if n_jobs > 1 and len(texts) >= 4 * args.batch_size:
+            from models.tagger import tag_in_processes
+
+            tags = tag_in_processes(tagger.bundle.path, texts, times, n_jobs=n_jobs, chunk_size=args.batch_size,
+                                    on_chunk=bar.update)
+        else:
+            tags = []
+            for start in range(0, len(texts), args.batch_size):
+                chunk = tagger.tag(texts[start:start + args.batch_size],
+                                   received_at=times[start:start + args.batch_size])
+                tags.extend(chunk)
+                bar.update(len(chunk))
+    for i, tag in enumerate(tags):
+        by_row[res.source_row[i]] = {"id": frame["id"].iat[i], **tag}
     for p in res.problems:  # skipped rows still get a line, in place, saying why
         by_row.setdefault(p.row, {"id": None, "row": p.row, "error": str(p)})
     out = Path(args.output)
@@ -141,6 +150,57 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _sessions():
+    from sqlalchemy.orm import sessionmaker
+
+    from service.config import Settings
+    from service.db import make_engine, upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    return sessionmaker(make_engine(settings.database_url))
+
+
+def cmd_keys(args) -> int:
+    from service.auth import create_key, revoke_key
+
+    with _sessions()() as s:
+        try:
+            if args.keys_command == "create":
+                raw = create_key(s, role=args.role, name=args.name)
+                print(raw)
+                log.info("created %s key %r; it is shown once, store it now", args.role, args.name)
+            else:
+                revoke_key(s, name=args.name)
+                log.info("revoked key %r", args.name)
+        except ValueError as err:
+            raise CliError(str(err)) from None
+    return 0
+
+
+def cmd_db(args) -> int:
+    from service.config import Settings
+    from service.db import upgrade
+
+    upgrade(Settings().database_url)
+    log.info("database is at the latest schema")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from service.api import create_app
+    from service.config import Settings
+
+    settings = Settings()
+    if args.model:
+        settings.model_dir = Path(args.model)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info",
+                access_log=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from corpora.records import DEFAULT_MAX_CHARS
 
@@ -172,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", metavar="DIR", help="bundle directory (default: registry's current)")
     c.add_argument("--input", required=True, metavar="FILE", help="CSV/TSV/JSONL/XLSX with a text column")
     c.add_argument("--output", required=True, metavar="FILE.jsonl")
-    c.add_argument("--batch-size", type=int, default=512)
+    c.add_argument("--batch-size", type=int, default=500, help="appeals per chunk (default 500)")
+    c.add_argument("--jobs", type=int, default=0,
+                   help="processes for large inputs (default: one per core; 1 = this process only)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     common(c)
     c.set_defaults(func=cmd_classify)
@@ -193,6 +255,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=5000, help="appeals in the batch test")
     b.add_argument("--report", metavar="FILE.json", help="also write the figures here")
     b.set_defaults(func=cmd_bench)
+
+    sv = sub.add_parser("serve", help="start the HTTP API (database from SUQIU_DATABASE_URL)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model", metavar="DIR", help="bundle to serve (default: registry's current)")
+    sv.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("keys", help="API keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key and print it once")
+    kc.add_argument("--role", required=True, choices=["ingest", "analyst", "admin"])
+    kc.add_argument("--name", required=True)
+    kr = ksub.add_parser("revoke", help="revoke a key by name")
+    kr.add_argument("--name", required=True)
+    k.set_defaults(func=cmd_keys)
+
+    d = sub.add_parser("db", help="database schema")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    dsub.add_parser("upgrade", help="migrate to the latest schema")
+    d.set_defaults(func=cmd_db)
     return p
 
 

@@ -98,3 +98,16 @@ def test_missing_model_is_refused(tmp_path):
     src.write_text("text\n暖气不热\n", encoding="utf-8")
     r = run("classify", "--model", str(tmp_path), "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
     assert r.returncode == 3 and "no manifest.json" in r.stderr
+
+
+def test_parallel_tagging_matches_one_process(model_dir, tmp_path, demo_frame):
+    src = tmp_path / "many.csv"
+    demo_frame[["id", "time", "title", "text"]].head(40).to_csv(src, index=False)
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"o{jobs}.jsonl"
+        assert main(["classify", "--model", model_dir, "--input", str(src), "--output", str(out), "-q",
+                     "--jobs", jobs, "--batch-size", "5"]) == 0
+        outs.append(out.read_text(encoding="utf-8"))
+    assert outs[0] == outs[1]
+    assert [json.loads(x)["id"] for x in outs[0].splitlines()] == demo_frame["id"].head(40).tolist()

@@ -52,9 +52,16 @@ def run_bench(*, model_dir=None, input_path=None, n=5000, single=500, out=None) 
     texts = [pool[i] for i in rng.integers(0, len(pool), n)]
     tagger.tag(texts[:50])  # warm up (jieba dictionary, OpenCC)
     t = time.perf_counter()
-    for start in tqdm(range(0, n, 1000), desc="batch tagging", unit="k appeals"):
-        tagger.tag(texts[start:start + 1000])
+    for start in tqdm(range(0, n, 500), desc="batch tagging in one process", unit="chunk"):
+        tagger.tag(texts[start:start + 500])
     batch_s = time.perf_counter() - t
+    from models.tagger import tag_in_processes
+
+    n_jobs = __import__("os").cpu_count() or 1
+    t = time.perf_counter()
+    with tqdm(total=n, desc=f"batch tagging on {n_jobs} processes", unit="appeal") as bar:
+        tag_in_processes(path, texts, n_jobs=n_jobs, on_chunk=bar.update)
+    parallel_s = time.perf_counter() - t
     lat = []
     for text in tqdm(texts[:single], desc="single-appeal latency", unit="appeal"):
         t = time.perf_counter()
@@ -69,7 +76,8 @@ def run_bench(*, model_dir=None, input_path=None, n=5000, single=500, out=None) 
                   "size_on_disk_mb": round(size / 2**20, 2), "load_seconds": round(load_s, 2),
                   "train_seconds": m.get("train_seconds"), "train_peak_rss_mb": m.get("train_peak_rss_mb")},
         "texts": {"source": src.name, "n_batch": n, "median_chars": int(statistics.median(len(x) for x in texts))},
-        "batch_appeals_per_second": round(n / batch_s, 1),
+        "batch_appeals_per_second": {"one_process": round(n / batch_s, 1),
+                                     f"{n_jobs}_processes": round(n / parallel_s, 1)},
         "single_latency_ms": {"p50": round(lat[len(lat) // 2], 2), "p99": round(lat[int(len(lat) * 0.99) - 1], 2),
                               "n": len(lat)},
         "memory_mb": {"rss_before_load": round(rss0, 1), "rss_after": round(_rss_mb(), 1),

@@ -1,0 +1,262 @@
+"""The Suqiu HTTP service (FastAPI): ingest, auto-tag, correct, query.
+
+``create_app(settings)`` builds the app; the model bundle and database are opened in
+the lifespan, never at import time. A missing bundle stops startup.
+"""
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from corpora.records import appeal_texts
+from corpora.text import normalise
+from service import store
+from service.auth import PERMISSIONS, lookup
+from service.config import Settings
+from service.db import ApiKey, make_engine, upgrade
+from service.schemas import (AppealBatch, AppealDetail, AppealIn, AppealOut, AppealsPage, ClassifyBatch, ClassifyIn,
+                             LabelIn, LabelOut, PredictionOut, TagsOut)
+
+log = logging.getLogger(__name__)
+_CONTROL = str.maketrans({c: None for c in list(range(0, 9)) + [11, 12] + list(range(14, 32)) + [127]})
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("suqiu_requests", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("suqiu_request_seconds", "Request latency", ["route"], registry=self.registry,
+                                 buckets=(.005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
+        self.predictions = Counter("suqiu_predictions", "Tags produced", ["category", "urgency"],
+                                   registry=self.registry)
+        self.review = Counter("suqiu_predictions_needs_review", "Tags flagged for review", registry=self.registry)
+        self.review_share = Gauge("suqiu_review_share", "Share of tags flagged for review since start",
+                                  registry=self.registry)
+        self._n = self._r = 0
+
+    def observe_tags(self, tags):
+        for t in tags:
+            self.predictions.labels(t["category"], t.get("urgency") or "none").inc()
+            self._n += 1
+            if t["needs_review"]:
+                self.review.inc()
+                self._r += 1
+        if self._n:
+            self.review_share.set(self._r / self._n)
+
+
+def _clean(s: str | None) -> str | None:
+    return None if s is None else s.translate(_CONTROL)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from models.registry import current_version, load_bundle
+        from models.tagger import Tagger
+
+        path = settings.model_dir or current_version(settings.registry_dir)
+        if path is None or not Path(path).exists():
+            raise RuntimeError(f"no model bundle: set SUQIU_MODEL_DIR or train one into {settings.registry_dir} "
+                               "('make run' does this)")
+        tagger = Tagger(load_bundle(path))
+        tagger.tag(["预热"])  # load segmenter and converters before the first request
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        app.state.tagger = tagger
+        app.state.engine = engine
+        app.state.sessions = sessionmaker(engine, expire_on_commit=False)
+        with app.state.sessions() as s:
+            store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
+        log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="Suqiu (诉求) API", version="1", lifespan=lifespan,
+                  description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.")
+    metrics = Metrics()
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def guard_and_measure(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > settings.max_body_bytes
+            except ValueError:
+                return JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
+            if too_big:
+                return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"},
+                                    status_code=413)
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, name, str(response.status_code)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - t0)
+        return response
+
+    def session(request: Request):
+        with request.app.state.sessions() as s:
+            yield s
+
+    SessionDep = Annotated[Session, Depends(session)]
+
+    def require(permission: str):
+        def dep(request: Request, s: SessionDep) -> ApiKey:
+            raw = request.headers.get("x-api-key")
+            if not raw:
+                raise HTTPException(401, "missing API key (header X-API-Key)")
+            key = lookup(s, raw)
+            if key is None:
+                raise HTTPException(401, "invalid or revoked API key")
+            if permission not in PERMISSIONS[key.role]:
+                raise HTTPException(403, f"role '{key.role}' may not {permission}")
+            return key
+        return dep
+
+    def tag_records(request: Request, records: list[dict]) -> list[dict]:
+        tagger = request.app.state.tagger
+        for r in records:
+            if len(r["text"]) > settings.max_text_chars:
+                raise HTTPException(422, f"appeal {r.get('id')!r}: text is {len(r['text']):,} characters; "
+                                         f"the maximum is {settings.max_text_chars:,}")
+        import pandas as pd
+
+        frame = pd.DataFrame([{"title": r.get("title"), "text": r["text"]} for r in records])
+        texts = appeal_texts(frame)
+        for r, t in zip(records, texts):
+            if not t:
+                raise HTTPException(422, f"appeal {r.get('id')!r}: text is empty after removing control "
+                                         "characters and markup")
+        times = [r["time"].isoformat() if r.get("time") else None for r in records]
+        tags = tagger.tag(texts, received_at=times)
+        metrics.observe_tags(tags)
+        return tags
+
+    def records_of(body, limit: int) -> list[dict]:
+        items = body.appeals if hasattr(body, "appeals") else [body]
+        if len(items) > limit:
+            raise HTTPException(413, f"batch of {len(items)} appeals; the maximum is {limit} per request")
+        out = []
+        for a in items:
+            d = a.model_dump()
+            d["text"] = _clean(d["text"])
+            d["title"] = _clean(d.get("title"))
+            out.append(d)
+        return out
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request):
+        tagger = getattr(request.app.state, "tagger", None)
+        try:
+            with request.app.state.engine.connect() as c:
+                c.execute(sql_text("SELECT 1"))
+            db = True
+        except OperationalError:
+            db = False
+        body = {"model_loaded": tagger is not None, "model_version": tagger.version if tagger else None,
+                "database": db}
+        return JSONResponse(body, status_code=200 if tagger is not None and db else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def prometheus(_: Annotated[ApiKey, Depends(require("metrics"))]):
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/appeals", response_model=TagsOut, tags=["appeals"],
+              responses={409: {"description": "id already stored with different text"},
+                         413: {"description": "batch or body too large"}})
+    def post_appeals(body: AppealIn | AppealBatch, request: Request, s: SessionDep,
+                     _: Annotated[ApiKey, Depends(require("appeals:write"))]):
+        """Store one appeal or a batch (≤ 1,000), tag each with the current model, return the tags.
+        Idempotent on ``id``. The response is sent only after the commit."""
+        records = records_of(body, settings.max_batch)
+        tags = tag_records(request, records)
+        for attempt in range(3):
+            try:
+                created = store.ingest(s, appeals=records, tags=tags)
+                break
+            except store.ConflictError as err:
+                s.rollback()
+                raise HTTPException(409, str(err)) from None
+            except IntegrityError:  # a concurrent request stored the same id first: retry sees it
+                s.rollback()
+                if attempt == 2:
+                    raise HTTPException(409, "concurrent writes to the same appeal ids; retry") from None
+        data = [{"id": r["id"], "created": c, **t} for r, c, t in zip(records, created, tags)]
+        return {"data": data, "count": len(data)}
+
+    @app.post("/v1/classify", response_model=TagsOut, tags=["appeals"])
+    def classify(body: ClassifyIn | ClassifyBatch, request: Request,
+                 _: Annotated[ApiKey, Depends(require("classify"))]):
+        """Tag without storing."""
+        records = records_of(body, settings.max_batch)
+        tags = tag_records(request, records)
+        data = [{"id": r.get("id"), **t} for r, t in zip(records, tags)]
+        return {"data": data, "count": len(data)}
+
+    @app.get("/v1/appeals", response_model=AppealsPage, tags=["appeals"])
+    def get_appeals(s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))],
+                    since: datetime | None = None, until: datetime | None = None, category: str | None = None,
+                    urgency: str | None = None, district: str | None = None, needs_review: bool | None = None,
+                    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = 100,
+                    cursor: str | None = None):
+        """Appeals in arrival order, filtered; follow ``next_cursor`` for the next page."""
+        try:
+            after = store.decode_cursor(cursor) if cursor else 0
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        rows, nxt = store.list_appeals(s, since=since, until=until, category=category, urgency=urgency,
+                                       district=district, needs_review=needs_review, after_seq=after, limit=limit)
+        return {"data": [AppealOut.model_validate(r, from_attributes=True) for r in rows], "count": len(rows),
+                "next_cursor": nxt}
+
+    @app.get("/v1/appeals/{appeal_id}", response_model=AppealDetail, tags=["appeals"],
+             responses={404: {"description": "unknown appeal"}})
+    def get_appeal(appeal_id: str, s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))]):
+        found = store.get_detail(s, appeal_id=appeal_id)
+        if found is None:
+            raise HTTPException(404, "Appeal not found")
+        row, preds, labels = found
+        return {"appeal": AppealOut.model_validate(row, from_attributes=True),
+                "predictions": [PredictionOut.model_validate(p, from_attributes=True) for p in preds],
+                "labels": [LabelOut.model_validate(lab, from_attributes=True) for lab in labels]}
+
+    @app.post("/v1/appeals/{appeal_id}/labels", response_model=list[LabelOut], tags=["labels"],
+              responses={404: {"description": "unknown appeal"}})
+    def post_labels(appeal_id: str, body: LabelIn, request: Request, s: SessionDep,
+                    key: Annotated[ApiKey, Depends(require("labels:write"))]):
+        """A human correction of category and/or urgency; kept with who, when, old → new and why."""
+        changes = {k: v for k, v in (("category", body.category), ("urgency", body.urgency)) if v is not None}
+        if not changes:
+            raise HTTPException(422, "give a new category and/or urgency")
+        if "category" in changes:
+            allowed = request.app.state.tagger.router.categories
+            changes["category"] = normalise(changes["category"])
+            if changes["category"] not in allowed:
+                raise HTTPException(422, f"unknown category {changes['category']!r}; allowed: {allowed}")
+        try:
+            labels = store.add_labels(s, appeal_id=appeal_id, changes=changes, reason=body.reason,
+                                      author=key.name)
+        except KeyError:
+            raise HTTPException(404, "Appeal not found") from None
+        return [LabelOut.model_validate(lab, from_attributes=True) for lab in labels]
+
+    return app

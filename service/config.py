@@ -1,0 +1,24 @@
+"""Service settings: one ``Settings`` object, read from ``SUQIU_*`` environment variables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUQIU_", env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'suqiu.db'}"
+    registry_dir: Path = ROOT / "models" / "registry"
+    model_dir: Path | None = None  # default: the registry's CURRENT version
+    max_text_chars: int = 20_000
+    max_batch: int = 1_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    page_size_max: int = 500
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Storage operations, keyword-only, used by the API and the CLI."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.db import Appeal, AuditLog, Label, ModelVersion, Prediction
+
+__all__ = ["ConflictError", "register_model", "ingest", "list_appeals", "get_detail", "add_labels",
+           "encode_cursor", "decode_cursor"]
+
+
+class ConflictError(ValueError):
+    """An appeal id that is already stored with different content."""
+
+
+def register_model(session: Session, *, version: str, path: str, manifest: dict) -> None:
+    if session.get(ModelVersion, version) is None:
+        session.add(ModelVersion(version=version, path=path, manifest=manifest))
+        try:
+            session.commit()
+        except IntegrityError:  # another worker registered it first
+            session.rollback()
+
+
+def _same(row: Appeal, a: dict) -> bool:
+    return row.text == a["text"] and (row.title or None) == (a.get("title") or None)
+
+
+def _prediction(appeal_id: str, tag: dict) -> Prediction:
+    return Prediction(appeal_id=appeal_id, model_version=tag["model_version"], category=tag["category"],
+                      confidence=tag["confidence"], scores=tag["category_scores"], urgency=tag.get("urgency"),
+                      urgency_score=tag.get("urgency_score"), cues=tag.get("urgency_cues"),
+                      deadlines=tag.get("deadlines"), needs_review=tag["needs_review"],
+                      department=tag.get("department"), topic=tag.get("topic"))
+
+
+def ingest(session: Session, *, appeals: list[dict], tags: list[dict]) -> list[bool]:
+    """Store appeals and their tags in one transaction; return ``created`` per appeal.
+
+    Re-sending an id with the same content is a no-op (``created=False``); with
+    different content it raises :class:`ConflictError` and nothing is stored.
+    Returns only after the commit, so an acknowledged appeal is durable.
+    """
+    ids = [a["id"] for a in appeals]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConflictError(f"appeal ids repeated within the request: {dup[:5]}")
+    existing = {r.id: r for r in session.scalars(select(Appeal).where(Appeal.id.in_(ids)))}
+    for a in appeals:
+        row = existing.get(a["id"])
+        if row is not None and not _same(row, a):
+            raise ConflictError(f"appeal {a['id']!r} already exists with different text; "
+                                "send corrections as labels, or use a new id")
+    version = tags[0]["model_version"] if tags else None
+    have_pred = set()
+    if existing and version:
+        have_pred = set(session.scalars(select(Prediction.appeal_id).where(
+            Prediction.appeal_id.in_(list(existing)), Prediction.model_version == version)))
+    created = []
+    for a, tag in zip(appeals, tags):
+        if a["id"] in existing:
+            created.append(False)
+            if a["id"] not in have_pred:
+                session.add(_prediction(a["id"], tag))
+            continue
+        session.add(Appeal(**a, category=tag["category"], urgency=tag.get("urgency"),
+                           needs_review=tag["needs_review"]))
+        session.add(_prediction(a["id"], tag))
+        created.append(True)
+    session.commit()
+    return created
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("s"):
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one this service returned") from None
+
+
+def list_appeals(session: Session, *, since: datetime | None = None, until: datetime | None = None,
+                 category: str | None = None, urgency: str | None = None, district: str | None = None,
+                 needs_review: bool | None = None, after_seq: int = 0, limit: int = 100):
+    q = select(Appeal).where(Appeal.seq > after_seq)
+    if since is not None:
+        q = q.where(Appeal.time >= since)
+    if until is not None:
+        q = q.where(Appeal.time < until)
+    for col, val in ((Appeal.category, category), (Appeal.urgency, urgency), (Appeal.district, district),
+                     (Appeal.needs_review, needs_review)):
+        if val is not None:
+            q = q.where(col == val)
+    rows = list(session.scalars(q.order_by(Appeal.seq).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+
+
+def get_detail(session: Session, *, appeal_id: str):
+    row = session.scalar(select(Appeal).where(Appeal.id == appeal_id))
+    if row is None:
+        return None
+    preds = list(session.scalars(select(Prediction).where(Prediction.appeal_id == appeal_id)
+                                 .order_by(Prediction.id)))
+    labels = list(session.scalars(select(Label).where(Label.appeal_id == appeal_id).order_by(Label.id)))
+    return row, preds, labels
+
+
+def add_labels(session: Session, *, appeal_id: str, changes: dict, reason: str | None, author: str) -> list[Label]:
+    """Record a human correction (old → new) and make it the appeal's current tag."""
+    row = session.scalar(select(Appeal).where(Appeal.id == appeal_id).with_for_update())
+    if row is None:
+        raise KeyError(appeal_id)
+    out = []
+    for field, new in changes.items():
+        old = getattr(row, field)
+        label = Label(appeal_id=appeal_id, field=field, old_value=old, new_value=new, reason=reason, author=author)
+        session.add(label)
+        setattr(row, field, new)
+        out.append(label)
+        session.add(AuditLog(actor=author, action=f"label.{field}", target=appeal_id,
+                             detail={"old": old, "new": new, "reason": reason}))
+    row.needs_review = False
+    session.commit()
+    return out
