@@ -23,9 +23,21 @@ $(MODEL)/manifest.json: $(STAMP) $(wildcard models/*.py corpora/*.py corpora/dat
 
 model: $(MODEL)/manifest.json
 
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+
 run: $(STAMP) $(MODEL)/manifest.json
-	$(BIN)/suqiu classify --model $(MODEL) --input corpora/data/sample_new_appeals.csv --output var/sample_tags.jsonl
+	$(BIN)/suqiu classify --model $(MODEL) --input corpora/data/sample_new_appeals.csv --output var/sample_tags.jsonl -q
 	@$(BIN)/python -m service.show var/sample_tags.jsonl
+	$(BIN)/suqiu ingest --model $(MODEL) --input corpora/data/demo_appeals.csv -q
+	@test -s var/demo_admin.key || { umask 077; $(BIN)/suqiu keys create --role admin --name demo-admin > var/demo_admin.key; }
+	@echo ""
+	@echo "Suqiu is starting on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs; Ctrl-C stops it)"
+	@echo "Try it (the demo admin key is in var/demo_admin.key):"
+	@echo "  curl -s -X POST http://$(HOST):$(PORT)/v1/classify -H \"X-API-Key: \$$(cat var/demo_admin.key)\" \\"
+	@echo "       -H 'Content-Type: application/json' -d '{\"text\": \"小区楼道里有很浓的煤气味\"}'"
+	@echo "  curl -s 'http://$(HOST):$(PORT)/v1/appeals?urgency=urgent&limit=5' -H \"X-API-Key: \$$(cat var/demo_admin.key)\""
+	SUQIU_MODEL_DIR=$(MODEL) $(BIN)/suqiu serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

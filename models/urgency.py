@@ -338,7 +338,8 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         for i, level in enumerate(levels):
             cues = [{k: c[k] for k in ("cue", "kind", "level", "start", "end", "match", "negated")}
                     for c in found[i]]
-            possible_critical = bool(level != "critical" and pc[i] >= self.alert_threshold_)
+            hazard = any(c["level"] == "critical" and not c["negated"] for c in cues)
+            possible_critical = bool(level != "critical" and (pc[i] >= self.alert_threshold_ or hazard))
             score = float(pc[i]) if level == "critical" else float(pu[i])
             out.append({
                 "urgency": str(level),
@@ -348,7 +349,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 "urgency_cues": cues,
                 "urgency_reason": _reason(level, cues),
                 "urgency_needs_review": possible_critical,
-                "deadlines": self.sla_.deadlines("critical" if possible_critical else str(level), received_at[i]),
+                "deadlines": self.sla_.deadlines(str(level), received_at[i]),
             })
         return out
 

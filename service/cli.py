@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 log = logging.getLogger("suqiu")
@@ -178,6 +179,39 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_ingest(args) -> int:
+    """Tag appeals from a file and store them (idempotent on id), without the HTTP layer."""
+    from tqdm.auto import tqdm
+
+    from corpora.records import appeal_texts
+    from service import store
+
+    tagger = _load_tagger(args.model)
+    res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
+    frame = res.frame
+    fields = ["id", "time", "title", "text", "district", "user", "channel"]
+    records = [{k: r.get(k) for k in fields} for r in frame.to_dict("records")]
+    for r in records:
+        r["time"] = datetime.fromisoformat(r["time"]) if r["time"] else None
+    texts = appeal_texts(frame)
+    Session = _sessions()
+    new = 0
+    with Session() as s:
+        store.register_model(s, version=tagger.version, path=str(tagger.bundle.path), manifest=tagger.bundle.manifest)
+        with tqdm(total=len(records), desc="ingesting", unit="appeal", disable=args.quiet) as bar:
+            for start in range(0, len(records), args.batch_size):
+                chunk = records[start:start + args.batch_size]
+                tags = tagger.tag(texts[start:start + args.batch_size],
+                                  received_at=[r["time"].isoformat() if r["time"] else None for r in chunk])
+                try:
+                    new += sum(store.ingest(s, appeals=chunk, tags=tags))
+                except store.ConflictError as err:
+                    raise CliError(f"{args.input}: {err}") from None
+                bar.update(len(chunk))
+    log.info("stored %d new appeals (%d already present)", new, len(records) - new)
+    return 0
+
+
 def cmd_db(args) -> int:
     from service.config import Settings
     from service.db import upgrade
@@ -270,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="revoke a key by name")
     kr.add_argument("--name", required=True)
     k.set_defaults(func=cmd_keys)
+
+    ing = sub.add_parser("ingest", help="tag appeals from a file and store them in the database")
+    ing.add_argument("--model", metavar="DIR", help="bundle (default: registry's current)")
+    ing.add_argument("--input", required=True, metavar="FILE")
+    ing.add_argument("--batch-size", type=int, default=500)
+    ing.add_argument("-q", "--quiet", action="store_true")
+    common(ing)
+    ing.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)

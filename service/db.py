@@ -124,8 +124,12 @@ def make_engine(url: str) -> Engine:
 
 def upgrade(url: str) -> None:
     """Bring the database at ``url`` to the latest Alembic revision."""
+    import logging
+
     from alembic import command
     from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))

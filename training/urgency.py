@@ -41,6 +41,7 @@ def _summary(y, pred, alert=None) -> dict:
         s["critical_alert"] = {
             "recall": round(float(caught[crit].mean()), 4) if crit.any() else None,
             "share_of_appeals_alerted": round(float(caught.mean()), 4),
+            "share_of_random_draw_alerted": None,
             "precision": round(float(crit[caught].mean()), 4) if caught.any() else None}
     return s
 
@@ -87,6 +88,8 @@ def cross_validate_urgency(texts, y, sampling=None, *, model=None, n_splits=5, r
                                  for s in sorted(set(sampling))}
         rnd = sampling == "random"
         if rnd.any():
+            caught = (pred == "critical") | alert
+            report["model"]["critical_alert"]["share_of_random_draw_alerted"] = round(float(caught[rnd].mean()), 4)
             report["random_draw_rates"] = {
                 "gold": {lev: round(float((y[rnd] == lev).mean()), 4) for lev in LEVELS},
                 "predicted": {lev: round(float((pred[rnd] == lev).mean()), 4) for lev in LEVELS}}
