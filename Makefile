@@ -51,9 +51,13 @@ bench: $(STAMP) $(MODEL)/manifest.json
 	  test -f models/registry/tipdm/manifest.json || \
 	    $(BIN)/suqiu train --data $(REAL) --urgency-data $(REALURG) --out models/registry/tipdm; \
 	  $(BIN)/suqiu bench --model models/registry/tipdm --input $(REAL) --report var/bench.json; \
+	  BENCH_MODEL=models/registry/tipdm; BENCH_INPUT="--input $(REAL)"; \
 	else \
 	  $(BIN)/suqiu bench --model $(MODEL) --report var/bench.json; \
-	fi
+	  BENCH_MODEL=$(MODEL); BENCH_INPUT=""; \
+	fi; \
+	PG=$$(bash .ci/postgres.sh 2>/dev/null | tail -1) || PG=""; \
+	$(BIN)/suqiu bench-api --model $$BENCH_MODEL $$BENCH_INPUT $${PG:+--postgres-url $$PG} --report var/bench_api.json
 
 clean:
 	rm -rf var models/registry

@@ -151,6 +151,25 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_bench_api(args) -> int:
+    from corpora.records import appeal_texts
+    from corpora.text import DATA_DIR
+    from models.registry import current_version
+    from service.bench import run_api_bench
+
+    model = Path(args.model) if args.model else current_version()
+    if model is None:
+        raise CliError("no model to serve: run 'make run' or give --model")
+    texts = appeal_texts(_read(args.input or DATA_DIR / "demo_appeals.csv", max_chars=20_000,
+                               skip_invalid=True).frame)
+    report = run_api_bench(model_dir=model, texts=texts, postgres_url=args.postgres_url)
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
 def _sessions():
     from sqlalchemy.orm import sessionmaker
 
@@ -289,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=5000, help="appeals in the batch test")
     b.add_argument("--report", metavar="FILE.json", help="also write the figures here")
     b.set_defaults(func=cmd_bench)
+
+    ba = sub.add_parser("bench-api", help="HTTP ingest throughput and latency (SQLite, and PostgreSQL if given)")
+    ba.add_argument("--model", metavar="DIR")
+    ba.add_argument("--input", metavar="FILE", help="appeals whose texts to send (default: the shipped corpus)")
+    ba.add_argument("--postgres-url", default=os.environ.get("SUQIU_BENCH_POSTGRES_URL"),
+                    help="also benchmark against this PostgreSQL database")
+    ba.add_argument("--report", metavar="FILE.json")
+    ba.set_defaults(func=cmd_bench_api)
 
     sv = sub.add_parser("serve", help="start the HTTP API (database from SUQIU_DATABASE_URL)")
     sv.add_argument("--host", default="127.0.0.1")

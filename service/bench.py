@@ -1,0 +1,112 @@
+"""`suqiu bench-api`: requests/s and latency of POST /v1/appeals against a real server.
+
+Starts `suqiu serve` in a subprocess on a free loopback port (SQLite in a temporary
+directory, and PostgreSQL when a URL is given), then drives it with 1 and 16 concurrent
+asyncio clients: single appeals, and batches of 100.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values, q):
+    v = sorted(values)
+    return round(v[min(len(v) - 1, max(0, int(round(q * len(v))) - 1))] * 1000, 1)
+
+
+async def _drive(base, key, texts, *, clients, batch, requests, bar):
+    lat = []
+    counter = iter(range(requests))
+    run = uuid.uuid4().hex[:6]
+
+    async def worker(c):
+        for i in counter:
+            items = [{"id": f"{run}-{i}-{j}", "text": texts[(i * batch + j) % len(texts)]} for j in range(batch)]
+            body = items[0] if batch == 1 else {"appeals": items}
+            t = time.perf_counter()
+            r = await c.post("/v1/appeals", json=body)
+            lat.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                raise RuntimeError(f"POST /v1/appeals answered {r.status_code}: {r.text[:200]}")
+            bar.update(1)
+
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=120,
+                                 limits=httpx.Limits(max_connections=clients)) as c:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(c) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"clients": clients, "batch": batch, "requests": requests,
+            "requests_per_second": round(requests / wall, 1),
+            "appeals_per_second": round(requests * batch / wall, 1),
+            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
+
+
+def _serve(url, model_dir, key_env):
+    from sqlalchemy.orm import sessionmaker
+
+    from service.auth import create_key
+    from service.db import make_engine, upgrade
+
+    upgrade(url)
+    engine = make_engine(url)
+    with sessionmaker(engine)() as s:
+        key = create_key(s, role="admin", name=f"bench-{uuid.uuid4().hex[:8]}")
+    engine.dispose()
+    port = _free_port()
+    env = {**os.environ, **key_env, "SUQIU_DATABASE_URL": url, "SUQIU_MODEL_DIR": str(model_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return proc, base, key
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("server did not become ready in 60 s")
+
+
+def run_api_bench(*, model_dir, texts, postgres_url=None, single_requests=400, batch_requests=20) -> dict:
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs = {"sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
+        if postgres_url:
+            dbs["postgresql"] = postgres_url
+        for name, url in dbs.items():
+            proc, base, key = _serve(url, model_dir, {})
+            try:
+                rows = []
+                plan = [(1, 1, single_requests // 4), (16, 1, single_requests), (1, 100, batch_requests // 2),
+                        (16, 100, batch_requests)]
+                for clients, batch, n in plan:
+                    with tqdm(total=n, desc=f"{name}: {clients} client(s), batch {batch}", unit="req") as bar:
+                        rows.append(asyncio.run(_drive(base, key, texts, clients=clients, batch=batch,
+                                                       requests=n, bar=bar)))
+                results[name] = rows
+            finally:
+                proc.kill()
+                proc.wait()
+    return {"model_dir": str(model_dir), "server": "uvicorn, 1 process", "results": results,
+            "goals": {"single_p99_ms_at_16_clients": "<= 50", "batch_appeals_per_second": ">= 1000"}}
