@@ -147,7 +147,7 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("小区物业不管暖气")
     ['小区', '物业', '不管', '暖气']
     """
-    return [w for w in _tokenizer().cut(text) if _TOKEN_KEEP.search(w)]
+    return [w for w in _tokenizer().cut(text) if w.isalnum() or _TOKEN_KEEP.search(w)]
 
 
 # --- Negation -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from corpora.text import normalise, tokenize
+from models.charngrams import CharNgramTfidf
 
 __all__ = ["WordCharTfidf", "word_bigrams"]
 
@@ -51,8 +52,8 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
         n = len(texts)
         min_df = self.min_df if n >= 50 else 1
         self.word_ = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df)
-        self.char_ = TfidfVectorizer(analyzer="char", ngram_range=tuple(self.char_ngram_range),
-                                     sublinear_tf=True, min_df=min_df, max_features=self.max_char_features)
+        self.char_ = CharNgramTfidf(ngram_range=tuple(self.char_ngram_range), min_df=min_df,
+                                    max_features=self.max_char_features)
         W = self.word_.fit_transform(tokens)
         C = self.char_.fit_transform(texts)
         self.n_features_out_ = W.shape[1] + C.shape[1]

@@ -26,7 +26,7 @@ import joblib
 __all__ = ["BundleError", "Bundle", "save_bundle", "load_bundle", "sha256_file", "data_hash",
            "current_version", "set_current", "REGISTRY_DIR", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 2  # bump when a fitted estimator's attributes change
+FORMAT_VERSION = 3  # bump when a fitted estimator's attributes change
 REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
 _LIBS = ("scikit-learn", "numpy", "scipy", "rjieba", "joblib", "opencc", "pandas")
 

@@ -32,6 +32,7 @@ from corpora.dedup import near_duplicate_groups
 from sklearn.utils.validation import check_is_fitted
 
 from corpora.text import DATA_DIR, is_negated, normalise
+from models.charngrams import CharNgramTfidf
 
 __all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel"]
 
@@ -249,10 +250,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         return LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
 
     def _fit_heads(self, texts, found, y):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
-                              min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
+        vec = CharNgramTfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
         F = sp.hstack([vec.fit_transform(texts), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
                       format="csr")
         crit = y == "critical"

@@ -1,0 +1,101 @@
+"""Character n-gram TF-IDF with vectorised n-gram extraction.
+
+Functionally the same as ``TfidfVectorizer(analyzer="char", sublinear_tf=True)`` (smooth
+IDF, l2 rows, the most frequent ``max_features`` n-grams with ``min_df``), but each
+n-gram is packed into one int64 from its code points (21 bits each, so up to trigrams)
+and looked up with ``np.searchsorted`` instead of a Python dict: tagging was bound by
+scikit-learn's per-n-gram Python loop (docs/adr/0002-category-model.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["CharNgramTfidf", "ngram_keys"]
+
+_BITS = 21  # Unicode code points fit in 21 bits
+
+
+def ngram_keys(text: str, ngram_range=(1, 3)) -> np.ndarray:
+    """Packed int64 keys of every character n-gram of ``text`` (lower-cased).
+
+    Examples
+    --------
+    >>> k = ngram_keys("暖气", (1, 2))
+    >>> len(k), int(k[0]) == ord("暖"), int(k[2]) == (ord("暖") << 21) | ord("气")
+    (3, True, True)
+    """
+    lo, hi = ngram_range
+    if not 1 <= lo <= hi <= 3:
+        raise ValueError(f"ngram_range must lie within (1, 3), got {ngram_range!r}")
+    cp = np.frombuffer(" ".join(text.lower().split()).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    parts = []
+    for n in range(lo, hi + 1):
+        if len(cp) < n:
+            break
+        key = cp[: len(cp) - n + 1].copy()
+        for j in range(1, n):
+            key = (key << _BITS) | cp[j: len(cp) - n + 1 + j]
+        parts.append(key)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+class CharNgramTfidf(TransformerMixin, BaseEstimator):
+    """Sublinear, l2-normalised TF-IDF over character 1–3-grams.
+
+    Parameters
+    ----------
+    ngram_range : tuple, default (1, 3)
+    min_df : int, default 2
+    max_features : int or None, default None
+
+    Examples
+    --------
+    >>> v = CharNgramTfidf(min_df=1).fit(["暖气不热", "景区门票"])
+    >>> X = v.transform(["暖气"])
+    >>> X.shape[0], round(float((X.multiply(X)).sum()), 6)
+    (1, 1.0)
+    """
+
+    def __init__(self, *, ngram_range=(1, 3), min_df=2, max_features=None):
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_features = max_features
+
+    def fit(self, X, y=None):
+        docs = [np.unique(ngram_keys(str(x), self.ngram_range), return_counts=True) for x in X]
+        n = len(docs)
+        if n == 0:
+            raise ValueError("cannot fit on zero texts")
+        allkeys = np.concatenate([k for k, _ in docs])
+        allcounts = np.concatenate([c for _, c in docs])
+        keys, inv = np.unique(allkeys, return_inverse=True)
+        df = np.bincount(inv, minlength=len(keys))
+        tf = np.bincount(inv, weights=allcounts, minlength=len(keys))
+        keep = df >= self.min_df
+        if self.max_features is not None and keep.sum() > self.max_features:
+            idx = np.nonzero(keep)[0]
+            top = idx[np.argsort(-tf[idx], kind="stable")[: self.max_features]]
+            keep = np.zeros_like(keep)
+            keep[top] = True
+        self.keys_ = keys[keep]
+        self.idf_ = np.log((1 + n) / (1 + df[keep])) + 1.0
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "keys_")
+        indptr, indices, data = [0], [], []
+        for x in X:
+            k, c = np.unique(ngram_keys(str(x), self.ngram_range), return_counts=True)
+            pos = np.searchsorted(self.keys_, k)
+            pos[pos >= len(self.keys_)] = 0
+            hit = self.keys_[pos] == k if len(self.keys_) else np.zeros(len(k), dtype=bool)
+            indices.append(pos[hit])
+            data.append((1.0 + np.log(c[hit])) * self.idf_[pos[hit]])
+            indptr.append(indptr[-1] + int(hit.sum()))
+        M = sp.csr_matrix((np.concatenate(data) if data else [], np.concatenate(indices) if indices else [],
+                           indptr), shape=(len(indptr) - 1, len(self.keys_)), dtype=np.float64)
+        return normalize(M, norm="l2", copy=False)

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from models.charngrams import CharNgramTfidf, ngram_keys
+
+DOCS = ["小区暖气不热，家里只有十三度", "导游强制购物 不买不让走", "工地夜间施工噪音扰民", "暖气不热已经三天",
+        "景区门票太贵，导游态度差", "ABC abc 😡 emoji 与 English"]
+
+
+@pytest.mark.parametrize("min_df, max_features", [(1, None), (2, None), (1, 40)])
+def test_matches_scikit_learn_char_tfidf(min_df, max_features):
+    ours = CharNgramTfidf(min_df=min_df, max_features=max_features).fit(DOCS)
+    ref = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=min_df,
+                          max_features=max_features).fit(DOCS)
+    if max_features is None:
+        assert len(ours.keys_) == len(ref.vocabulary_)
+    A, B = ours.transform(DOCS + ["新文本 暖气"]), ref.transform(DOCS + ["新文本 暖气"])
+    for i in range(A.shape[0]):
+        if max_features is None:
+            np.testing.assert_allclose(np.sort(A[i].data), np.sort(B[i].data), rtol=1e-9)
+        else:  # ties at the cut may pick different n-grams; the kept count is the same
+            assert A.shape[1] == B.shape[1] == 40
+
+
+def test_keys_are_unique_per_ngram():
+    keys = ngram_keys("一一一二", (1, 3))
+    grams = ["一", "一", "一", "二", "一一", "一一", "一二", "一一一", "一一二"]
+    assert len(keys) == len(grams)
+    assert len(set(keys.tolist())) == len(set(grams))
+
+
+def test_empty_and_short_texts():
+    v = CharNgramTfidf(min_df=1).fit(DOCS)
+    X = v.transform(["", "暖"])
+    assert X.shape == (2, len(v.keys_)) and X[0].nnz == 0 and X[1].nnz == 1
