@@ -18,8 +18,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from corpora.records import appeal_texts
-from corpora.text import normalise
+from corpora.text import join_title, normalise
 from service import store
 from service.auth import PERMISSIONS, lookup
 from service.config import Settings
@@ -115,14 +114,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     SessionDep = Annotated[Session, Depends(session)]
 
+    key_cache: dict[str, tuple[float, ApiKey]] = {}
+
     def require(permission: str):
         def dep(request: Request, s: SessionDep) -> ApiKey:
             raw = request.headers.get("x-api-key")
             if not raw:
                 raise HTTPException(401, "missing API key (header X-API-Key)")
-            key = lookup(s, raw)
-            if key is None:
-                raise HTTPException(401, "invalid or revoked API key")
+            hit = key_cache.get(raw)
+            if hit is not None and hit[0] > time.monotonic():
+                key = hit[1]
+            else:
+                key = lookup(s, raw)
+                if key is None:
+                    key_cache.pop(raw, None)
+                    raise HTTPException(401, "invalid or revoked API key")
+                s.expunge(key)
+                key_cache[raw] = (time.monotonic() + settings.key_cache_seconds, key)
             if permission not in PERMISSIONS[key.role]:
                 raise HTTPException(403, f"role '{key.role}' may not {permission}")
             return key
@@ -134,10 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if len(r["text"]) > settings.max_text_chars:
                 raise HTTPException(422, f"appeal {r.get('id')!r}: text is {len(r['text']):,} characters; "
                                          f"the maximum is {settings.max_text_chars:,}")
-        import pandas as pd
-
-        frame = pd.DataFrame([{"title": r.get("title"), "text": r["text"]} for r in records])
-        texts = appeal_texts(frame)
+        texts = [join_title(r.get("title"), r["text"]) for r in records]
         for r, t in zip(records, texts):
             if not t:
                 raise HTTPException(422, f"appeal {r.get('id')!r}: text is empty after removing control "

@@ -151,3 +151,36 @@ def test_classify_does_not_store_and_ops_endpoints(env):
     m = client.get("/metrics", headers=h(keys, "analyst")).text
     assert 'suqiu_predictions_total{category="商贸旅游"' in m
     assert "suqiu_request_seconds_bucket" in m and "suqiu_review_share" in m
+
+
+def test_revoked_key_stops_working(tmp_path, demo_bundle):
+    from service.auth import revoke_key
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    upgrade(url)
+    S = sessionmaker(make_engine(url))
+    with S() as s:
+        raw = create_key(s, role="analyst", name="temp")
+    app = create_app(Settings(database_url=url, model_dir=demo_bundle.path, key_cache_seconds=0))
+    with TestClient(app) as client:
+        assert client.get("/v1/appeals", headers={"X-API-Key": raw}).status_code == 200
+        with S() as s:
+            revoke_key(s, name="temp")
+        assert client.get("/v1/appeals", headers={"X-API-Key": raw}).json() == {
+            "detail": "invalid or revoked API key"}
+
+
+def test_keys_cli_prints_the_key_once(tmp_path, monkeypatch, capsys):
+    from service.auth import hash_key
+    from service.cli import main
+    from service.db import ApiKey
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("SUQIU_DATABASE_URL", url)
+    assert main(["keys", "create", "--role", "ingest", "--name", "hotline"]) == 0
+    raw = capsys.readouterr().out.strip()
+    with sessionmaker(make_engine(url))() as s:
+        key = s.scalar(select(ApiKey).where(ApiKey.name == "hotline"))
+        assert key.key_hash == hash_key(raw) and raw not in (key.prefix * 10)  # only the hash is stored
+    assert main(["keys", "create", "--role", "ingest", "--name", "hotline"]) == 3
+    assert main(["keys", "revoke", "--name", "hotline"]) == 0
