@@ -162,7 +162,7 @@ def cmd_bench_api(args) -> int:
         raise CliError("no model to serve: run 'make run' or give --model")
     texts = appeal_texts(_read(args.input or DATA_DIR / "demo_appeals.csv", max_chars=20_000,
                                skip_invalid=True).frame)
-    report = run_api_bench(model_dir=model, texts=texts, postgres_url=args.postgres_url)
+    report = run_api_bench(model_dir=model, texts=texts, postgres_url=args.postgres_url, workers=args.workers)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -246,11 +246,17 @@ def cmd_serve(args) -> int:
     from service.api import create_app
     from service.config import Settings
 
-    settings = Settings()
     if args.model:
-        settings.model_dir = Path(args.model)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, log_level="info",
-                access_log=False)
+        os.environ["SUQIU_MODEL_DIR"] = str(Path(args.model).resolve())
+    settings = Settings()  # fail here, not in a worker, on bad settings
+    if args.workers > 1:
+        from service.db import upgrade
+
+        upgrade(settings.database_url)  # once, before the workers race to do it
+        uvicorn.run("service.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level="info", access_log=False)
+    else:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 
@@ -314,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--input", metavar="FILE", help="appeals whose texts to send (default: the shipped corpus)")
     ba.add_argument("--postgres-url", default=os.environ.get("SUQIU_BENCH_POSTGRES_URL"),
                     help="also benchmark against this PostgreSQL database")
+    ba.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)")
     ba.add_argument("--report", metavar="FILE.json")
     ba.set_defaults(func=cmd_bench_api)
 
@@ -321,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--model", metavar="DIR", help="bundle to serve (default: registry's current)")
+    sv.add_argument("--workers", type=int, default=1, help="server processes (tagging is CPU-bound: one per core)")
     sv.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="API keys")
