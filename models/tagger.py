@@ -16,7 +16,7 @@ __all__ = ["Tagger"]
 class Tagger:
     """Combine the bundle's models and the routing table into one tag per appeal."""
 
-    def __init__(self, bundle: Bundle, router: Router | None = None, *, top_k: int = 3):
+    def __init__(self, bundle: Bundle, router: Router | None = None, *, top_k: int = 3, city: str | None = None):
         if "category" not in bundle.models:
             raise ValueError(f"bundle {bundle.path} has no category model")
         self.bundle = bundle
@@ -24,6 +24,12 @@ class Tagger:
         self.urgency = bundle.models.get("urgency")
         self.router = router or default_router()
         self.top_k = top_k
+        # Deadlines are the serving city's rules (corpora/data/sla.csv), not the training city's.
+        self.sla = None
+        if city is not None:
+            from models.urgency import load_sla
+
+            self.sla = load_sla(city=city)
 
     @property
     def version(self) -> str:
@@ -56,6 +62,8 @@ class Tagger:
             }
             if urg is not None:
                 tag.update(urg[i])
+                if self.sla is not None:
+                    tag["deadlines"] = self.sla.deadlines(tag["urgency"], received_at[i] if received_at else None)
                 tag["needs_review"] = tag["needs_review"] or bool(urg[i].get("urgency_needs_review", False))
             out.append(tag)
         return out

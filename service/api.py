@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if path is None or not Path(path).exists():
             raise RuntimeError(f"no model bundle: set SUQIU_MODEL_DIR or train one into {settings.registry_dir} "
                                "('make run' does this)")
-        tagger = Tagger(load_bundle(path))
+        tagger = Tagger(load_bundle(path), city=settings.city)
         tagger.tag(["预热"])  # load segmenter and converters before the first request
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)

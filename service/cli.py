@@ -72,7 +72,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _load_tagger(model_dir):
+def _load_tagger(model_dir, city=None):
     from models.registry import BundleError, current_version, load_bundle
     from models.tagger import Tagger
 
@@ -80,8 +80,8 @@ def _load_tagger(model_dir):
     if path is None:
         raise CliError("no model given and the registry has no current version; run 'suqiu train' first.")
     try:
-        return Tagger(load_bundle(path))
-    except BundleError as err:
+        return Tagger(load_bundle(path), city=city)
+    except (BundleError, ValueError) as err:
         raise CliError(str(err)) from None
 
 
@@ -90,7 +90,7 @@ def cmd_classify(args) -> int:
 
     from corpora.records import appeal_texts
 
-    tagger = _load_tagger(args.model)
+    tagger = _load_tagger(args.model, city=args.city)
     res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
     frame = res.frame
     texts = appeal_texts(frame)
@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--jobs", type=int, default=0,
                    help="processes for large inputs (default: one per core; 1 = this process only)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--city", help="deadline rules of this city in corpora/data/sla.csv (default: the bundle's)")
     common(c)
     c.set_defaults(func=cmd_classify)
 

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     max_batch: int = 1_000
     max_body_bytes: int = 8 * 1024 * 1024
     page_size_max: int = 500
+    city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
     key_cache_seconds: float = 10.0  # a revoked key stops working within this time
 
 

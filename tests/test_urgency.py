@@ -98,3 +98,18 @@ def test_bad_labels_are_refused():
     with pytest.raises(ValueError, match="unknown urgency labels"):
         UrgencyModel().fit(["a", "b"], ["critical", "very urgent"])
     assert LEVELS == ("critical", "urgent", "routine")
+
+
+def test_serving_city_deadlines(demo_bundle, tmp_path, monkeypatch):
+    import models.urgency as mu
+    from models.tagger import Tagger
+
+    p = tmp_path / "sla.csv"
+    p.write_text("city,level,contact_hours,finish_hours,report_back_hours\n"
+                 "default,critical,1,24,24\ndefault,urgent,1,72,24\ndefault,routine,24,360,24\n"
+                 "北城,urgent,0.5,48,12\n北城,routine,0.5,48,12\n", encoding="utf-8")
+    monkeypatch.setattr(mu, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(mu.load_sla, "__defaults__", (p,))
+    tag = Tagger(demo_bundle, city="北城").tag(["暖气不热已经三天"], received_at=["2025-01-06T09:00:00"])[0]
+    assert tag["deadlines"]["city"] == "北城"
+    assert tag["deadlines"]["contact_by"] == "2025-01-06T09:30:00"

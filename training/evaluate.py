@@ -112,6 +112,13 @@ def evaluate_bundle_on(tagger, frame, texts, *, cross_validate=False, folds=5) -
         sub = [t for t, k in zip(texts, m) if k]
         report["urgency"] = evaluate_urgency_model(tagger.urgency, sub, frame["urgency"][m].tolist())
         report["summary"]["urgency_macro_f1"] = report["urgency"]["macro_f1"]
-        report["summary"]["urgency_critical_recall"] = report["urgency"]["per_class"].get(
-            "critical", {}).get("recall")
+        report["summary"]["urgency_critical_recall"] = report["urgency"]["critical_recall"]
+        if cross_validate:
+            from training.urgency import cross_validate_urgency
+
+            sampling = frame["sampling"][m].tolist() if "sampling" in frame.columns else None
+            report["urgency_cv"] = cross_validate_urgency(sub, frame["urgency"][m].to_numpy(dtype=object), sampling,
+                                                          n_splits=folds)
+            report["summary"]["urgency_cv_macro_f1"] = report["urgency_cv"]["model"]["macro_f1"]
+            report["summary"]["keyword_cv_macro_f1"] = report["urgency_cv"]["keyword_baseline"]["macro_f1"]
     return report
