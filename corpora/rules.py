@@ -67,6 +67,8 @@ def load_router(path: Path | str = DATA_DIR / "routing.csv") -> Router:
     rules = []
     with open(path, encoding="utf-8") as fh:
         for i, row in enumerate(csv.DictReader(fh), 2):
+            if None in row:
+                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
             cat, topic, dept = row["category"].strip(), row["topic"].strip(), row["department"].strip()
             kw = row["keywords"].strip()
             if not cat or not dept:

@@ -96,6 +96,8 @@ def load_cues(path: Path | str = DATA_DIR / "urgency_cues.csv") -> CueLexicon:
     cues = []
     with open(path, encoding="utf-8") as fh:
         for i, row in enumerate(csv.DictReader(fh), 2):
+            if None in row:
+                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
             try:
                 pattern = re.compile(row["pattern"])
             except re.error as err:

@@ -113,3 +113,22 @@ def test_serving_city_deadlines(demo_bundle, tmp_path, monkeypatch):
     tag = Tagger(demo_bundle, city="北城").tag(["暖气不热已经三天"], received_at=["2025-01-06T09:00:00"])[0]
     assert tag["deadlines"]["city"] == "北城"
     assert tag["deadlines"]["contact_by"] == "2025-01-06T09:30:00"
+
+
+def test_rule_files_with_an_unquoted_comma_are_refused(tmp_path):
+    from corpora.topics import load_topics
+
+    p = tmp_path / "cues.csv"
+    p.write_text("cue,kind,level,pattern,note\n燃气,hazard,critical,液化气.{0,4}漏,gas\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="quote a field that contains a comma"):
+        load_cues(p)
+    t = tmp_path / "topics.csv"
+    t.write_text("topic,category,level2,keywords,seasonal\n欠薪,劳动,劳动关系,拖欠.{0,4}工资,yes\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="quote a field"):
+        load_topics(t)
+
+
+@pytest.mark.parametrize("text, cue", [("液化气罐好像在漏", "燃气泄漏"), ("电梯突然死锁", "被困"),
+                                       ("扬言要砍人", "暴力"), ("室温只有十度", "停暖")])
+def test_patterns_with_counted_repeats(text, cue):
+    assert cue in live(text)

@@ -1,0 +1,86 @@
+"""Topics finer than the 7 categories (heating sits inside 城乡建设), as data.
+
+``corpora/data/topics.csv``: topic, category, official second level, keywords (regex
+alternation) and whether the topic is expected to be seasonal. Assignment is by
+lexicon (negation-aware), optionally restricted to the appeal's category.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from corpora.text import DATA_DIR, is_negated, normalise
+
+__all__ = ["Topic", "TopicLexicon", "load_topics", "default_topics"]
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    category: str
+    level2: str
+    pattern: re.Pattern
+    seasonal: bool
+
+
+class TopicLexicon:
+    """Assign appeals to topics.
+
+    Examples
+    --------
+    >>> lex = default_topics()
+    >>> lex.assign("小区暖气不热，物业不管")
+    ['冬季采暖', '物业管理']
+    >>> lex.assign("导游强制购物", category="商贸旅游")
+    ['旅游市场管理']
+    >>> lex.assign("经检查没有停电")
+    []
+    """
+
+    def __init__(self, topics: list[Topic]):
+        self.topics = topics
+        self.by_name = {t.name: t for t in topics}
+
+    def assign(self, text: str, category: str | None = None) -> list[str]:
+        text = normalise(text)
+        out = []
+        for t in self.topics:
+            if category is not None and t.category != category:
+                continue
+            if any(not is_negated(text, m.start()) for m in t.pattern.finditer(text)):
+                out.append(t.name)
+        return out
+
+    def terms(self) -> set[str]:
+        """Every literal keyword, to tell known topics from emerging terms."""
+        words = set()
+        for t in self.topics:
+            for part in t.pattern.pattern.split("|"):
+                if re.fullmatch(r"[\u4e00-\u9fffA-Za-z0-9]+", part):
+                    words.add(part)
+        return words
+
+
+def load_topics(path: Path | str = DATA_DIR / "topics.csv") -> TopicLexicon:
+    path = Path(path)
+    topics = []
+    with open(path, encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh), 2):
+            if None in row:
+                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
+            try:
+                pattern = re.compile(row["keywords"])
+            except re.error as err:
+                raise ValueError(f"{path}:{i}: topic {row['topic']!r} has an invalid pattern ({err})") from None
+            if row["seasonal"] not in {"yes", "no"}:
+                raise ValueError(f"{path}:{i}: seasonal must be yes or no")
+            topics.append(Topic(row["topic"], row["category"], row["level2"], pattern, row["seasonal"] == "yes"))
+    return TopicLexicon(topics)
+
+
+@lru_cache(maxsize=1)
+def default_topics() -> TopicLexicon:
+    return load_topics()
