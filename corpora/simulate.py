@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from corpora.holidays import day_kind, holiday_name
+from corpora.holidays import day_kind
 from corpora.text import DATA_DIR
 
 __all__ = ["CityConfig", "simulate_stream"]
@@ -50,7 +50,7 @@ class CityConfig:
     kind: str = "north"
     districts: list = field(default_factory=lambda: list(DEMO_DISTRICTS))
     tourist_districts: list = field(default_factory=lambda: ["南湖区", "临江县"])
-    base_per_day: float = 55.0          # background appeals per day, city-wide
+    base_per_day: float = 65.0          # background appeals per day, city-wide
     weekday_factor: tuple = (1.1, 1.05, 1.0, 1.0, 0.95, 0.7, 0.65)
     holiday_factor: float = 0.6
     trend_per_year: float = 0.08
@@ -131,7 +131,8 @@ def simulate_stream(*, start="2024-01-01", end="2025-12-31", city: CityConfig | 
             s = date(y, 6, 1) + timedelta(days=int(rng.integers(0, 80)))
             storms.append((s, str(rng.choice(city.districts))))
     emerge_start = d0 + timedelta(days=int(len(days) * 0.6))
-    onset_jitter = {(y, d): int(rng.integers(-6, 7)) for y in years + [years[-1] + 1] for d in city.districts}
+    onset_jitter = {(y, d): int(rng.integers(-6, 7)) for y in [years[0] - 1] + years + [years[-1] + 1]
+                    for d in city.districts}
     per_district = city.base_per_day / len(city.districts)
 
     for day in days:
@@ -153,15 +154,17 @@ def simulate_stream(*, start="2024-01-01", end="2025-12-31", city: CityConfig | 
                     eid = f"heating-{season_year}-{dist}"
                     event(eid, "seasonal_onset", "冬季采暖", dist, onset, onset + timedelta(days=120))
                     emit(day, dist, nb(level), "冬季采暖", eid)
-            # Holiday tourism in tourist districts.
-            name = holiday_name(day)
-            if dist in city.tourist_districts and name in {"National Day", "Spring Festival", "Labour Day"}:
-                first = day
-                while holiday_name(first - timedelta(days=1)) == name:
+            # Holiday tourism in tourist districts: long statutory holidays (3+ days).
+            if dist in city.tourist_districts and day_kind(day) == "holiday":
+                first, last_ = day, day
+                while day_kind(first - timedelta(days=1)) == "holiday":
                     first -= timedelta(days=1)
-                eid = f"tourism-{first.isoformat()}-{dist}"
-                event(eid, "seasonal_onset", "旅游市场管理", dist, first, first + timedelta(days=8))
-                emit(day, dist, nb(6.0), str(rng.choice(["旅游市场管理", "景区管理"])), eid)
+                while day_kind(last_ + timedelta(days=1)) == "holiday":
+                    last_ += timedelta(days=1)
+                if (last_ - first).days >= 2:
+                    eid = f"tourism-{first.isoformat()}-{dist}"
+                    event(eid, "seasonal_onset", "旅游市场管理", dist, first, last_ + timedelta(days=1))
+                    emit(day, dist, nb(6.0), str(rng.choice(["旅游市场管理", "景区管理"])), eid)
             # Summer heat and power cuts.
             heat_on = date(day.year, 7, 8) + timedelta(days=onset_jitter[(day.year, dist)])
             if heat_on <= day <= date(day.year, 8, 25):

@@ -170,6 +170,46 @@ def cmd_bench_api(args) -> int:
     return 0
 
 
+def _trend_frame(args):
+    res = _read(args.input, max_chars=args.max_chars, skip_invalid=True)
+    frame = res.frame
+    if frame["time"].isna().all():
+        raise CliError(f"{args.input}: no appeal has a time; early warning needs a 'time' column")
+    if args.model and ("category" not in frame.columns or frame["category"].isna().all()):
+        from corpora.records import appeal_texts
+
+        tagger = _load_tagger(args.model)
+        frame["category"] = tagger.category.predict(appeal_texts(frame))
+    return frame
+
+
+def cmd_trends(args) -> int:
+    from models.trends import TrendDetector
+
+    frame = _trend_frame(args)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.trends_command == "backtest":
+        from training.trends import backtest
+
+        try:
+            alerts = backtest(frame, args.start, args.end, every=args.every, progress=not args.quiet)
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        with open(out, "w", encoding="utf-8") as fh:
+            for a in alerts:
+                fh.write(json.dumps(a, ensure_ascii=False) + "\n")
+        log.info("wrote %d alerts to %s", len(alerts), out)
+    else:
+        cal = TrendDetector().fit(frame).calendar(args.as_of, weeks=args.weeks)
+        for e in cal["entries"]:
+            for k in [k for k in e if k.startswith("_")]:
+                del e[k]
+        out.write_text(json.dumps(cal, ensure_ascii=False, indent=2), encoding="utf-8")
+        log.info("wrote the seasonal calendar (%d topic × district entries) to %s", len(cal["entries"]), out)
+    return 0
+
+
 def _sessions():
     from sqlalchemy.orm import sessionmaker
 
@@ -348,6 +388,26 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("-q", "--quiet", action="store_true")
     common(ing)
     ing.set_defaults(func=cmd_ingest)
+
+    tr = sub.add_parser("trends", help="early warning: backtests and the seasonal calendar")
+    tsub = tr.add_subparsers(dest="trends_command", required=True)
+    tb = tsub.add_parser("backtest", help="replay a stream as of each date, writing alerts")
+    tb.add_argument("--input", required=True, metavar="FILE", help="appeals with id, time, text[, district, category]")
+    tb.add_argument("--start", required=True, metavar="YYYY-MM-DD")
+    tb.add_argument("--end", required=True, metavar="YYYY-MM-DD")
+    tb.add_argument("--output", required=True, metavar="FILE.jsonl")
+    tb.add_argument("--every", type=int, default=7, help="days between as-of dates (default 7: every Sunday)")
+    tb.add_argument("--model", metavar="DIR", help="bundle used to tag categories when the input has none")
+    tb.add_argument("-q", "--quiet", action="store_true")
+    tc = tsub.add_parser("calendar", help="the seasonal calendar: onsets, peaks and ends per topic × district")
+    tc.add_argument("--input", required=True, metavar="FILE")
+    tc.add_argument("--output", required=True, metavar="FILE.json")
+    tc.add_argument("--as-of", metavar="YYYY-MM-DD", help="default: the last day in the data")
+    tc.add_argument("--weeks", type=int, default=6, help="seasons due within this many weeks are marked")
+    tc.add_argument("--model", metavar="DIR")
+    for x in (tb, tc):
+        x.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
+    tr.set_defaults(func=cmd_trends)
 
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)

@@ -1,0 +1,107 @@
+"""Backtests of early warning: replay a stream as of each date, score against truth."""
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models.trends import TrendDetector
+
+log = logging.getLogger(__name__)
+
+__all__ = ["backtest", "baseline_backtest", "score_alerts", "as_of_dates"]
+
+
+def as_of_dates(start, end, every: int) -> list[date]:
+    """Every Sunday in [start, end] by default (``every=7``), else every ``every`` days."""
+    d0, d1 = date.fromisoformat(str(start)), date.fromisoformat(str(end))
+    if d1 < d0:
+        raise ValueError(f"--end {d1} is before --start {d0}")
+    if every == 7:
+        d0 = d0 + timedelta(days=(6 - d0.weekday()) % 7)
+    return [d0 + timedelta(days=i) for i in range(0, (d1 - d0).days + 1, every)]
+
+
+def backtest(frame: pd.DataFrame, start, end, *, every: int = 7, detector: TrendDetector | None = None,
+             progress=True) -> list[dict]:
+    """Alerts as of each date, using only appeals up to that date; a series' repeat alert
+    of the same kind within 7 days (or the same forecast) is not repeated."""
+    det = (detector or TrendDetector()).fit(frame)
+    out, last = [], {}
+    for d in tqdm(as_of_dates(start, end, every), desc="backtest", unit="day", disable=not progress):
+        for a in det.detect(d, since_days=every):
+            key = (a["kind"], a["topic"], a["category"], a["district"],
+                   a["window_start"] if a["kind"] == "forecast" else None)
+            prev = last.get(key)
+            horizon = 28 if a["kind"] == "forecast" else 7
+            if prev is not None and (d - prev).days < horizon and a["kind"] != "forecast":
+                continue
+            if prev is not None and a["kind"] == "forecast" and (d - prev).days < 7:
+                continue
+            last[key] = d
+            out.append(a)
+    return out
+
+
+def baseline_backtest(frame: pd.DataFrame, start, end, *, every: int = 7) -> list[dict]:
+    """The simple baseline: a series' last-7-day count above its trailing 8-week mean + 3 s.d."""
+    det = TrendDetector().fit(frame)
+    out = []
+    for d in as_of_dates(start, end, every):
+        t = min(det._day(d), det.counts_.shape[1] - 1)
+        if t < 63:
+            continue
+        weeks = np.stack([det.counts_[:, t - 7 * (k + 1) + 1:t - 7 * k + 1].sum(axis=1) for k in range(9)], axis=1)
+        now, hist = weeks[:, 0], weeks[:, 1:]
+        thr = hist.mean(axis=1) + 3 * hist.std(axis=1)
+        for j in np.nonzero((now > thr) & (now >= 5))[0]:
+            s = det.series_[j]
+            out.append({**det._alert("spike", s, j, t - 6, t, now[j], hist[j].mean(), float(now[j] / max(thr[j], 1)),
+                                     "baseline"), "as_of": det._date(t)})
+    return out
+
+
+def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, max_delay_days: int = 7) -> dict:
+    """Event recall, alert precision, detection delay and onset-forecast error vs the truth."""
+    d_start = date.fromisoformat(str(start))
+    events = [e for e in truth if date.fromisoformat(e["start"]) >= d_start + timedelta(days=35)]
+    ids = {e["id"]: set(e["ids"]) for e in truth}
+    owner = {i: e["id"] for e in truth for i in e["ids"]}
+    detections = [a for a in alerts if a["kind"] != "forecast"]
+    delays, recalled = [], 0
+    for e in events:
+        s = date.fromisoformat(e["start"])
+        hits = [a for a in detections
+                if 0 <= (date.fromisoformat(a["as_of"]) - s).days <= max_delay_days and set(a["evidence_ids"]) & ids[e["id"]]]
+        if hits:
+            recalled += 1
+            delays.append(min((date.fromisoformat(a["as_of"]) - s).days for a in hits))
+    true_alerts = sum(1 for a in detections if any(i in owner for i in a["evidence_ids"]))
+    errors = []
+    for e in events:
+        if e["kind"] != "seasonal_onset":
+            continue
+        s = date.fromisoformat(e["start"])
+        fc = [a for a in alerts if a["kind"] == "forecast" and a["topic"] == e["topic"] and a["district"] == e["district"]
+              and 21 <= (s - date.fromisoformat(a["as_of"])).days <= 35]
+        if fc:
+            errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
+    by_kind = {}
+    for k in ("spike", "seasonal_onset", "emerging"):
+        ev = [e for e in events if e["kind"] == k]
+        got = sum(1 for e in ev if any(0 <= (date.fromisoformat(a["as_of"]) - date.fromisoformat(e["start"])).days
+                                       <= max_delay_days and set(a["evidence_ids"]) & ids[e["id"]] for a in detections))
+        by_kind[k] = {"events": len(ev), "recalled": got}
+    return {
+        "events": len(events), "event_recall": round(recalled / len(events), 3) if events else None,
+        "recall_by_kind": by_kind,
+        "alerts": len(detections), "alert_precision": round(true_alerts / len(detections), 3) if detections else None,
+        "median_delay_days": float(np.median(delays)) if delays else None,
+        "alerts_per_week": round(len(detections) / weeks, 2),
+        "onset_forecasts_scored": len(errors),
+        "onset_forecast_error_days": {"median": float(np.median(errors)), "mean": round(float(np.mean(errors)), 1)}
+        if errors else None,
+    }
