@@ -347,8 +347,9 @@ class TrendDetector(BaseEstimator):
         for j, s in enumerate(self.series_):
             if s.kind != "topic" or s.name not in self.seasonal_topics_:
                 continue
-            # A run already under way when the data start has no observed onset.
-            runs = [r for r in onsets_in(roll[j], thr[j]) if r[0] >= 14]
+            # An onset needs 45 quiet days of data before it: a season already under way
+            # when the data start, or a dip and rise inside it, is not an onset.
+            runs = [r for r in onsets_in(roll[j], thr[j]) if r[0] >= 45 and (roll[j][r[0] - 45:r[0] - 7] < thr[j]).all()]
             if not runs:
                 continue
             daily_base = base[j] / 7
