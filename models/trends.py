@@ -118,6 +118,8 @@ class TrendDetector(BaseEstimator):
         Horizon of seasonal-onset forecasts.
     emerging_min_docs : int, default 5
     emerging_min_ratio : float, default 5.0
+    emerging_min_users : int, default 3
+        Distinct senders needed (where the stream names them) for an emerging issue.
 
     Examples
     --------
@@ -130,7 +132,7 @@ class TrendDetector(BaseEstimator):
     """
 
     def __init__(self, *, window_days=3, min_count=6, min_ratio=2.0, fdr=0.01, forecast_weeks=6,
-                 emerging_min_docs=5, emerging_min_ratio=5.0):
+                 emerging_min_docs=5, emerging_min_ratio=5.0, emerging_min_users=3):
         self.window_days = window_days
         self.min_count = min_count
         self.min_ratio = min_ratio
@@ -138,6 +140,7 @@ class TrendDetector(BaseEstimator):
         self.forecast_weeks = forecast_weeks
         self.emerging_min_docs = emerging_min_docs
         self.emerging_min_ratio = emerging_min_ratio
+        self.emerging_min_users = emerging_min_users
 
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, y=None):
@@ -180,6 +183,8 @@ class TrendDetector(BaseEstimator):
         self.total_ = np.bincount(day_idx, minlength=n_days).astype(float)
         self.member_ = member
         self.ids_ = f["id"].astype(str).to_numpy()
+        users = f["user"] if "user" in f.columns else pd.Series([None] * len(f))
+        self.users_ = np.array([u if isinstance(u, str) and u else f"_{i}" for i, u in enumerate(users)], dtype=object)
         self.doc_day_ = day_idx
         self.kinds_ = np.array([_KIND_INDEX[day_kind(self.day0_ + timedelta(days=int(d)))] for d in range(n_days)])
         self.dow_ = np.array([(self.day0_ + timedelta(days=int(d))).weekday() for d in range(n_days)])
@@ -419,22 +424,31 @@ class TrendDetector(BaseEstimator):
             return []
         C = self.term_cum_
         recent_days, hist_days = 14, 180
-        r = C[t + 1] - C[max(0, t + 1 - recent_days)]
-        h = C[max(0, t + 1 - recent_days)] - C[max(0, t + 1 - recent_days - hist_days)]
-        prev = C[max(0, t + 1 - since_days)] - C[max(0, t + 1 - since_days - recent_days)]
-        hist_len = min(hist_days, max(1, t + 1 - recent_days))
-        rate0 = (h + 0.5) / hist_len * recent_days
+        docs_cum = np.concatenate([[0], np.cumsum(self.total_)])
+
+        def window(end, length):  # (term doc counts, appeals) in the `length` days ending at day `end`
+            a, b = max(0, end + 1 - length), max(0, end + 1)
+            return C[b] - C[a], docs_cum[b] - docs_cum[a]
+
+        def expected(end):
+            r, n_r = window(end, recent_days)
+            h, n_h = window(end - recent_days, hist_days)
+            # A term's share of appeals in the past half-year, applied to the recent volume.
+            return r, (h + 0.5) / (n_h + 1.0) * n_r, n_h
+
+        r, rate0, n_hist = expected(t)
+        if n_hist < 200:
+            return []  # too little history to call anything new
         cand = (r >= self.emerging_min_docs) & (r >= self.emerging_min_ratio * rate0)
         if not cand.any():
             return []
         idx = np.nonzero(cand)[0]
         p = stats.poisson.sf(r[idx] - 1, rate0[idx])
         keep = idx[benjamini_hochberg(p, self.fdr)]
-        # Report once: the term crosses now, not in the previous run.
-        keep = [k for k in keep if not (prev[k] >= self.emerging_min_docs and prev[k] >= self.emerging_min_ratio *
-                                         ((C[max(0, t + 1 - since_days - recent_days)][k]
-                                           - C[max(0, t + 1 - since_days - recent_days - hist_days)][k] + 0.5)
-                                          / hist_len * recent_days))]
+        # Report once: the term crosses now, not already at the previous run.
+        r_prev, rate_prev, _ = expected(t - since_days)
+        keep = [k for k in keep if not (r_prev[k] >= self.emerging_min_docs
+                                        and r_prev[k] >= self.emerging_min_ratio * rate_prev[k])]
         if not keep:
             return []
         in_window = np.nonzero((self.doc_day_ > t - recent_days) & (self.doc_day_ <= t))[0]
@@ -444,7 +458,7 @@ class TrendDetector(BaseEstimator):
         for i in np.argsort(-r[keep]):
             for c in clusters:
                 rep = docsets[c[0]]
-                if len(docsets[i] & rep) >= 0.5 * min(len(docsets[i]), len(rep)):
+                if len(docsets[i] & rep) >= 0.3 * min(len(docsets[i]), len(rep)):
                     c.append(i)
                     break
             else:
@@ -453,6 +467,8 @@ class TrendDetector(BaseEstimator):
         for c in clusters:
             terms = [str(self.terms_[keep[i]]) for i in c[:3]]
             docs = sorted(set().union(*(docsets[i] for i in c)))
+            if len(set(self.users_[docs])) < self.emerging_min_users:
+                continue  # one or two people posting again and again is not a new issue
             lead = keep[c[0]]
             obs, exp = int(r[lead]), float(rate0[lead])
             out.append({"kind": "emerging", "topic": "新问题：" + "、".join(terms), "category": None,
@@ -461,7 +477,7 @@ class TrendDetector(BaseEstimator):
                         "score": round(float(-np.log10(max(stats.poisson.sf(obs - 1, exp), 1e-300))), 2),
                         "evidence_ids": self.ids_[docs[:50]].tolist(),
                         "summary": redact(f"近两周出现新的诉求热点「{'、'.join(terms)}」：{obs}件，"
-                                          f"此前半年同期约{exp:.1f}件，且不属于已知季节性问题，请研判。")})
+                                          f"按此前半年的占比预计约{exp:.1f}件，且不属于已知季节性问题，请研判。")})
         return out
 
     def _alert(self, kind, s: Series, j, a, b, obs, exp, score, summary):
