@@ -64,7 +64,6 @@ class Tagger:
                 tag.update(urg[i])
                 if self.sla is not None:
                     tag["deadlines"] = self.sla.deadlines(tag["urgency"], received_at[i] if received_at else None)
-                tag["needs_review"] = tag["needs_review"] or bool(urg[i].get("urgency_needs_review", False))
             out.append(tag)
         return out
 

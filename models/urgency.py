@@ -212,10 +212,10 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
     * ``critical_threshold_`` and ``urgent_threshold_`` maximise macro-F1 of the level;
     * ``alert_threshold_`` is the highest critical score that still catches
       ``critical_recall`` of critical appeals. An appeal at or above it that is not graded
-      critical is flagged ``possible_critical`` and ``urgency_needs_review``: a dispatcher
-      checks it at once. A missed gas leak costs more than a false alarm, but grading
-      half of all appeals critical would make the level meaningless, so the recall goal
-      is met by the alert, and reported as such.
+      critical is flagged ``possible_critical`` (so is one where a live critical cue
+      fires); dispatchers can sort by ``critical_score``. A missed gas leak costs more
+      than a false alarm, but grading half of all appeals critical would make the level
+      meaningless, so the recall goal is carried by the alert, and reported as such.
 
     Parameters
     ----------
@@ -348,7 +348,6 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 "possible_critical": possible_critical,
                 "urgency_cues": cues,
                 "urgency_reason": _reason(level, cues),
-                "urgency_needs_review": possible_critical,
                 "deadlines": self.sla_.deadlines(str(level), received_at[i]),
             })
         return out

@@ -88,7 +88,6 @@ def test_operating_point_is_honoured(demo_frame):
         assert (e["urgency"] == "critical") == (pc >= m.critical_threshold_)
         hazard = any(c["level"] == "critical" and not c["negated"] for c in e["urgency_cues"])
         assert e["possible_critical"] == (e["urgency"] != "critical" and (pc >= m.alert_threshold_ or hazard))
-        assert e["urgency_needs_review"] == e["possible_critical"]
     # On its own training data the alert must reach the stated recall.
     caught = np.array([e["urgency"] == "critical" or e["possible_critical"] for e in ex])
     assert caught[y == "critical"].mean() >= 0.95
