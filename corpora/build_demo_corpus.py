@@ -158,7 +158,7 @@ def build(seed: int = 20240101, per_template: int = 12) -> list[dict]:
     rng = random.Random(seed)
     start, days = datetime(2024, 1, 1), 731
     rows, seen = [], set()
-    for t_idx, (category, urgency, months, title_t, body_t) in enumerate(T):
+    for category, urgency, months, title_t, body_t in T:
         made, tries = 0, 0
         while made < per_template and tries < 500:
             tries += 1

@@ -12,11 +12,28 @@ from pathlib import Path
 
 from corpora.text import DATA_DIR, is_negated
 
-__all__ = ["RuleFileError", "RoutingRule", "Router", "load_router", "default_router"]
+__all__ = ["RuleFileError", "RoutingRule", "Router", "load_router", "default_router", "rule_rows", "rule_pattern"]
 
 
 class RuleFileError(ValueError):
     """A rules file is malformed; the message names the file, row and field."""
+
+
+def rule_rows(path: Path):
+    """Yield (line number, row) of a rules CSV, refusing rows with more fields than columns."""
+    with open(path, encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh), 2):
+            if None in row:
+                raise RuleFileError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
+            yield i, row
+
+
+def rule_pattern(path: Path, line: int, name: str, pattern: str) -> re.Pattern:
+    """Compile a rule's regex, naming the file, line and rule when it is invalid."""
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise RuleFileError(f"{path}:{line}: {name!r} has an invalid pattern ({err})") from None
 
 
 @dataclass(frozen=True)
@@ -65,18 +82,15 @@ class Router:
 def load_router(path: Path | str = DATA_DIR / "routing.csv") -> Router:
     path = Path(path)
     rules = []
-    with open(path, encoding="utf-8") as fh:
-        for i, row in enumerate(csv.DictReader(fh), 2):
-            if None in row:
-                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
-            cat, topic, dept = row["category"].strip(), row["topic"].strip(), row["department"].strip()
-            kw = row["keywords"].strip()
-            if not cat or not dept:
-                raise RuleFileError(f"{path}:{i}: category and department are required")
-            if topic and not kw:
-                raise RuleFileError(f"{path}:{i}: topic '{topic}' needs keywords (| separated)")
-            pattern = re.compile("|".join(re.escape(k) for k in kw.split("|") if k)) if kw else None
-            rules.append(RoutingRule(cat, topic or None, dept, pattern))
+    for i, row in rule_rows(path):
+        cat, topic, dept = row["category"].strip(), row["topic"].strip(), row["department"].strip()
+        kw = row["keywords"].strip()
+        if not cat or not dept:
+            raise RuleFileError(f"{path}:{i}: category and department are required")
+        if topic and not kw:
+            raise RuleFileError(f"{path}:{i}: topic '{topic}' needs keywords (| separated)")
+        pattern = re.compile("|".join(re.escape(k) for k in kw.split("|") if k)) if kw else None
+        rules.append(RoutingRule(cat, topic or None, dept, pattern))
     defaults = {r.category for r in rules if r.topic is None}
     orphans = sorted({r.category for r in rules} - defaults)
     if orphans:

@@ -6,12 +6,12 @@ lexicon (negation-aware), optionally restricted to the appeal's category.
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from corpora.rules import RuleFileError, rule_pattern, rule_rows
 from corpora.text import DATA_DIR, is_negated, normalise
 
 __all__ = ["Topic", "TopicLexicon", "load_topics", "default_topics"]
@@ -67,17 +67,11 @@ class TopicLexicon:
 def load_topics(path: Path | str = DATA_DIR / "topics.csv") -> TopicLexicon:
     path = Path(path)
     topics = []
-    with open(path, encoding="utf-8") as fh:
-        for i, row in enumerate(csv.DictReader(fh), 2):
-            if None in row:
-                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
-            try:
-                pattern = re.compile(row["keywords"])
-            except re.error as err:
-                raise ValueError(f"{path}:{i}: topic {row['topic']!r} has an invalid pattern ({err})") from None
-            if row["seasonal"] not in {"yes", "no"}:
-                raise ValueError(f"{path}:{i}: seasonal must be yes or no")
-            topics.append(Topic(row["topic"], row["category"], row["level2"], pattern, row["seasonal"] == "yes"))
+    for i, row in rule_rows(path):
+        pattern = rule_pattern(path, i, row["topic"], row["keywords"])
+        if row["seasonal"] not in {"yes", "no"}:
+            raise RuleFileError(f"{path}:{i}: seasonal must be yes or no")
+        topics.append(Topic(row["topic"], row["category"], row["level2"], pattern, row["seasonal"] == "yes"))
     return TopicLexicon(topics)
 
 

@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from corpora.dedup import near_duplicate_groups
 from sklearn.utils.validation import check_is_fitted
 
+from corpora.rules import RuleFileError, rule_pattern, rule_rows
 from corpora.text import DATA_DIR, is_negated, normalise
 from models.charngrams import CharNgramTfidf
 
@@ -94,17 +95,11 @@ def load_cues(path: Path | str = DATA_DIR / "urgency_cues.csv") -> CueLexicon:
     """Load and check the cue lexicon; a bad regex names its row."""
     path = Path(path)
     cues = []
-    with open(path, encoding="utf-8") as fh:
-        for i, row in enumerate(csv.DictReader(fh), 2):
-            if None in row:
-                raise ValueError(f"{path}:{i}: more fields than columns; quote a field that contains a comma")
-            try:
-                pattern = re.compile(row["pattern"])
-            except re.error as err:
-                raise ValueError(f"{path}:{i}: cue {row['cue']!r} has an invalid pattern ({err})") from None
-            if row["level"] not in {"critical", "urgent", "up", "down"}:
-                raise ValueError(f"{path}:{i}: level must be critical, urgent, up or down; got {row['level']!r}")
-            cues.append(Cue(row["cue"], row["kind"], row["level"], pattern, row.get("note", "")))
+    for i, row in rule_rows(path):
+        pattern = rule_pattern(path, i, row["cue"], row["pattern"])
+        if row["level"] not in {"critical", "urgent", "up", "down"}:
+            raise RuleFileError(f"{path}:{i}: level must be critical, urgent, up or down; got {row['level']!r}")
+        cues.append(Cue(row["cue"], row["kind"], row["level"], pattern, row.get("note", "")))
     return CueLexicon(cues)
 
 
