@@ -3,7 +3,6 @@
 Floors sit a little under the figures measured by `suqiu train` (see README), so a real
 regression fails while fold-to-fold noise does not.
 """
-import numpy as np
 import pytest
 
 from tests.conftest import TIPDM, URGENCY, need
@@ -48,4 +47,6 @@ def test_urgency_beats_keywords_and_alert_catches_critical():
     assert m["macro_f1"] >= 0.50 and m["macro_f1"] > k["macro_f1"] + 0.05, (m["macro_f1"], k["macro_f1"])
     assert m["critical_alert"]["recall"] >= 0.80
     assert m["critical_or_urgent_recall"] >= 0.70
-    assert np.isclose(sum(rep["random_draw_rates"]["predicted"].values()), 1.0)
+    rates = rep["random_draw_rates"]["predicted"]
+    assert abs(sum(rates.values()) - 1.0) < 1e-3
+    assert rates["critical"] <= 0.05  # the level does not flood dispatchers with "critical"
