@@ -89,7 +89,7 @@ def _serve(url, model_dir, key_env, workers):
     raise RuntimeError("server did not become ready in 60 s")
 
 
-def run_api_bench(*, model_dir, texts, postgres_url=None, workers=1, single_requests=400, batch_requests=20) -> dict:
+def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requests=400, batch_requests=20) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         dbs = {"sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}

@@ -81,3 +81,29 @@ def test_sigkill_mid_stream_loses_no_acknowledged_appeal(kind, tmp_path, demo_bu
         assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
         assert s.scalar(select(func.count()).select_from(Appeal)) == len(set(stored))  # each exactly once
     engine.dispose()
+
+
+def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    port = free_port()
+    env = {**os.environ, "SUQIU_DATABASE_URL": url, "SUQIU_MODEL_DIR": str(demo_bundle.path)}
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = 0
+        for _ in range(160):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    ready += 1
+                    if ready >= 4:  # answered several times: both workers are likely up
+                        break
+            except httpx.TransportError:
+                time.sleep(0.25)
+        assert ready >= 4
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert all(c.get("/healthz").json() == {"status": "ok"} for _ in range(10))
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
