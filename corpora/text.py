@@ -14,14 +14,16 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-__all__ = ["normalise", "join_title", "redact", "tokenize", "is_negated", "DATA_DIR"]
+__all__ = ["normalise", "strip_control", "join_title", "redact", "tokenize", "is_negated", "DATA_DIR"]
 
 # Export junk seen in real message-board dumps: Excel's escaped CR, anchor remnants,
 # HTML tags and entities.
 _EXPORT_JUNK = re.compile(r"_x000[dDaA]_|\[a\]href=\S*|\[/?a\]|\[\$\w+\$\]")
 _TAG = re.compile(r"</?(?:p|br|div|span|a|img|font|strong|b|i|u|table|tr|td|li|ul|ol|h\d)\b[^>]*>",
                   re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+_C0 = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # control characters except tab and line breaks
+_C0_ONLY = re.compile(f"[{_C0}]")
+_CONTROL = re.compile(f"[{_C0}\u200b-\u200f\u2028\u2029\ufeff]")  # plus zero-width and separators
 _SPACE = re.compile(r"[ \t\r\n\u00a0\u3000]+")
 
 
@@ -53,6 +55,18 @@ def normalise(text: str | None) -> str:
     text = _CONTROL.sub("", text)
     text = _t2s().convert(text)
     return _SPACE.sub(" ", text).strip()
+
+
+def strip_control(text: str | None) -> str | None:
+    r"""Drop control characters (keeping tab and line breaks) and nothing else: for storing a
+    record as the caller sent it.
+
+    Examples
+    --------
+    >>> strip_control("樓道\x00裡\x07有\n煤氣味")
+    '樓道裡有\n煤氣味'
+    """
+    return None if text is None else _C0_ONLY.sub("", text)
 
 
 def join_title(title: str | None, text: str | None) -> str:

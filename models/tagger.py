@@ -42,7 +42,7 @@ class Tagger:
         proba = self.category.predict_proba(texts)
         review = self.category.needs_review(proba)
         classes = self.category.classes_
-        urg = self.urgency.explain(texts, received_at=received_at) if self.urgency is not None else None
+        urg = self.urgency.explain(texts, received_at=received_at, sla=self.sla) if self.urgency is not None else None
         out = []
         for i, text in enumerate(texts):
             p = proba[i]
@@ -62,8 +62,6 @@ class Tagger:
             }
             if urg is not None:
                 tag.update(urg[i])
-                if self.sla is not None:
-                    tag["deadlines"] = self.sla.deadlines(tag["urgency"], received_at[i] if received_at else None)
             out.append(tag)
         return out
 

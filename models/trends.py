@@ -191,13 +191,19 @@ class TrendDetector(BaseEstimator):
         # Words for emerging issues: appeals not explained by a seasonal topic.
         known = lex.terms() | {d for d in districts if d}
         explained = np.array([bool(set(t) & self.seasonal_topics_) for t in topics])
+        known_long = [k for k in known if len(k) >= 2]
+        usable: dict[str, bool] = {}  # per distinct word: not a number, a known term or a word containing one
         vocab: dict[str, int] = {}
         r2, c2 = [], []
         for i, t in enumerate(texts):
             if explained[i]:
                 continue
             for w in set(tokenize(t)):
-                if len(w) >= 2 and not w.isdigit() and w not in known and not any(k in w for k in known if len(k) >= 2):
+                ok = usable.get(w)
+                if ok is None:
+                    ok = usable[w] = (len(w) >= 2 and not w.isdigit() and w not in known
+                                      and not any(k in w for k in known_long))
+                if ok:
                     r2.append(i)
                     c2.append(vocab.setdefault(w, len(vocab)))
         self.terms_ = np.array(list(vocab), dtype=object)
@@ -391,6 +397,7 @@ class TrendDetector(BaseEstimator):
         if t < 300:
             return []
         today = self.day0_ + timedelta(days=t)
+        thresholds = self._thresholds(t)
         out = []
         for entry in self.calendar(self._date(t))["entries"]:
             j = entry["_series"]
@@ -403,7 +410,7 @@ class TrendDetector(BaseEstimator):
             if not (today < nxt <= today + timedelta(weeks=self.forecast_weeks)):
                 continue
             recent = self.counts_[j, max(0, t - 20):t + 1].sum()
-            if recent >= self._thresholds(t)[j]:
+            if recent >= thresholds[j]:
                 continue  # already in season
             last = past[-1]
             ev = self._evidence(j, last["_onset_idx"], last["_onset_idx"] + 13, limit=20)

@@ -15,7 +15,6 @@ Two parts, each doing what it does best (docs/adr/0003-urgency-model.md):
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -149,16 +148,14 @@ def load_sla(path: Path | str = DATA_DIR / "sla.csv", *, city: str = "default") 
     """Deadlines for ``city``; levels missing for that city fall back to ``default``."""
     path = Path(path)
     rows: dict[str, dict[str, Sla]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for i, r in enumerate(csv.DictReader(fh), 2):
-            if r["level"] not in LEVELS:
-                raise ValueError(f"{path}:{i}: level must be one of {LEVELS}, got {r['level']!r}")
-            try:
-                sla = Sla(r["level"], float(r["contact_hours"]), float(r["finish_hours"]),
-                          float(r["report_back_hours"]))
-            except ValueError:
-                raise ValueError(f"{path}:{i}: hours must be numbers") from None
-            rows.setdefault(r["city"], {})[r["level"]] = sla
+    for i, r in rule_rows(path):
+        if r["level"] not in LEVELS:
+            raise RuleFileError(f"{path}:{i}: level must be one of {LEVELS}, got {r['level']!r}")
+        try:
+            sla = Sla(r["level"], float(r["contact_hours"]), float(r["finish_hours"]), float(r["report_back_hours"]))
+        except ValueError:
+            raise RuleFileError(f"{path}:{i}: hours must be numbers") from None
+        rows.setdefault(r["city"], {})[r["level"]] = sla
     if "default" not in rows or set(rows["default"]) != set(LEVELS):
         raise ValueError(f"{path}: the 'default' city must define all levels {LEVELS}")
     if city not in rows:
@@ -322,8 +319,10 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         pc, pu = self._scores(self._heads(), texts, [self.cues_.find(t) for t in texts])
         return _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
 
-    def explain(self, X, received_at=None) -> list[dict]:
-        """Level, score, the cues that fired (spans in the normalised text) and deadlines."""
+    def explain(self, X, received_at=None, sla: SlaTable | None = None) -> list[dict]:
+        """Level, score, the cues that fired (spans in the normalised text) and deadlines
+        (from ``sla``, default the table loaded at fit)."""
+        sla = sla or self.sla_
         texts = [normalise(x) for x in X]
         found = [self.cues_.find(t) for t in texts]
         pc, pu = self._scores(self._heads(), texts, found)
@@ -343,7 +342,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 "possible_critical": possible_critical,
                 "urgency_cues": cues,
                 "urgency_reason": _reason(level, cues),
-                "deadlines": self.sla_.deadlines(str(level), received_at[i]),
+                "deadlines": sla.deadlines(str(level), received_at[i]),
             })
         return out
 

@@ -18,7 +18,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from corpora.text import join_title, normalise
+from corpora.text import join_title, normalise, strip_control
 from service import store
 from service.auth import PERMISSIONS, lookup
 from service.config import Settings
@@ -27,7 +27,6 @@ from service.schemas import (AppealBatch, AppealDetail, AppealIn, AppealOut, App
                              LabelIn, LabelOut, PredictionOut, TagsOut)
 
 log = logging.getLogger(__name__)
-_CONTROL = str.maketrans({c: None for c in list(range(0, 9)) + [11, 12] + list(range(14, 32)) + [127]})
 
 
 class Metrics:
@@ -53,10 +52,6 @@ class Metrics:
                 self._r += 1
         if self._n:
             self.review_share.set(self._r / self._n)
-
-
-def _clean(s: str | None) -> str | None:
-    return None if s is None else s.translate(_CONTROL)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -159,8 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         out = []
         for a in items:
             d = a.model_dump()
-            d["text"] = _clean(d["text"])
-            d["title"] = _clean(d.get("title"))
+            d["text"] = strip_control(d["text"])
+            d["title"] = strip_control(d.get("title"))
             out.append(d)
         return out
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -61,7 +61,9 @@ async def _drive(base, key, texts, *, clients, batch, requests, bar):
             "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
 
 
-def _serve(url, model_dir, key_env, workers):
+def start_server(url, model_dir, *, workers=1, role="admin"):
+    """Migrate ``url``, create a ``role`` key, start `suqiu serve` on a free loopback port
+    and wait until /readyz answers. Returns (process, base URL, key)."""
     from sqlalchemy.orm import sessionmaker
 
     from service.auth import create_key
@@ -70,10 +72,10 @@ def _serve(url, model_dir, key_env, workers):
     upgrade(url)
     engine = make_engine(url)
     with sessionmaker(engine)() as s:
-        key = create_key(s, role="admin", name=f"bench-{uuid.uuid4().hex[:8]}")
+        key = create_key(s, role=role, name=f"bench-{uuid.uuid4().hex[:8]}")
     engine.dispose()
-    port = _free_port()
-    env = {**os.environ, **key_env, "SUQIU_DATABASE_URL": url, "SUQIU_MODEL_DIR": str(model_dir)}
+    port = free_port()
+    env = {**os.environ, "SUQIU_DATABASE_URL": url, "SUQIU_MODEL_DIR": str(model_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -96,7 +98,7 @@ def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requ
         if postgres_url:
             dbs["postgresql"] = postgres_url
         for name, url in dbs.items():
-            proc, base, key = _serve(url, model_dir, {}, workers)
+            proc, base, key = start_server(url, model_dir, workers=workers)
             try:
                 rows = []
                 plan = [(1, 1, single_requests // 4), (16, 1, single_requests), (1, 100, batch_requests // 2),

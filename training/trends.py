@@ -36,10 +36,7 @@ def backtest(frame: pd.DataFrame, start, end, *, every: int = 7, detector: Trend
             key = (a["kind"], a["topic"], a["category"], a["district"],
                    a["window_start"] if a["kind"] == "forecast" else None)
             prev = last.get(key)
-            horizon = 28 if a["kind"] == "forecast" else 7
-            if prev is not None and (d - prev).days < horizon and a["kind"] != "forecast":
-                continue
-            if prev is not None and a["kind"] == "forecast" and (d - prev).days < 7:
+            if prev is not None and (d - prev).days < 7:
                 continue
             last[key] = d
             out.append(a)
@@ -71,14 +68,15 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
     ids = {e["id"]: set(e["ids"]) for e in truth}
     owner = {i: e["id"] for e in truth for i in e["ids"]}
     detections = [a for a in alerts if a["kind"] != "forecast"]
-    delays, recalled = [], 0
+    delays, caught = [], {}
     for e in events:
         s = date.fromisoformat(e["start"])
         hits = [a for a in detections
                 if 0 <= (date.fromisoformat(a["as_of"]) - s).days <= max_delay_days and set(a["evidence_ids"]) & ids[e["id"]]]
+        caught[e["id"]] = bool(hits)
         if hits:
-            recalled += 1
             delays.append(min((date.fromisoformat(a["as_of"]) - s).days for a in hits))
+    recalled = sum(caught.values())
     true_alerts = sum(1 for a in detections if any(i in owner for i in a["evidence_ids"]))
     errors = []
     for e in events:
@@ -89,12 +87,9 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
               and 21 <= (s - date.fromisoformat(a["as_of"])).days <= 35]
         if fc:
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
-    by_kind = {}
-    for k in ("spike", "seasonal_onset", "emerging"):
-        ev = [e for e in events if e["kind"] == k]
-        got = sum(1 for e in ev if any(0 <= (date.fromisoformat(a["as_of"]) - date.fromisoformat(e["start"])).days
-                                       <= max_delay_days and set(a["evidence_ids"]) & ids[e["id"]] for a in detections))
-        by_kind[k] = {"events": len(ev), "recalled": got}
+    by_kind = {k: {"events": sum(1 for e in events if e["kind"] == k),
+                   "recalled": sum(1 for e in events if e["kind"] == k and caught[e["id"]])}
+               for k in ("spike", "seasonal_onset", "emerging")}
     return {
         "events": len(events), "event_recall": round(recalled / len(events), 3) if events else None,
         "recall_by_kind": by_kind,
