@@ -13,11 +13,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold
 
-from corpora.dedup import near_duplicate_groups
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from models.features import WordCharTfidf
+from corpora.dedup import near_duplicate_groups
+from models.doc import as_docs
+from models.features import WordCharTfidf, linear_scores
 
 __all__ = ["CategoryClassifier", "choose_review_threshold"]
 
@@ -77,7 +78,7 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
         return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
 
     def fit(self, X, y):
-        X = [str(x) for x in X]
+        X = as_docs(X)
         y = np.asarray(y, dtype=object)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} texts but y has {len(y)} labels")
@@ -97,7 +98,7 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
         oof = np.zeros((len(y), len(self.classes_)))
         # Grouped folds: a re-posted appeal on both sides would make the calibrator overconfident.
         folds = StratifiedGroupKFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
-        for tr, te in folds.split(F, y, near_duplicate_groups(X)):
+        for tr, te in folds.split(F, y, near_duplicate_groups([d.text for d in X])):
             svm = self._svm().fit(F[tr], y[tr])
             oof[te] = _align(svm.decision_function(F[te]), svm.classes_, self.classes_)
         y_idx = np.searchsorted(self.classes_, y)
@@ -112,7 +113,7 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         check_is_fitted(self, "svm_")
-        return _two_column(self.svm_.decision_function(self.features_.transform([str(x) for x in X])))
+        return _two_column(linear_scores(self.svm_, self.features_.transform(as_docs(X))))
 
     def predict_proba(self, X):
         """Calibrated probabilities, columns in ``classes_`` order."""

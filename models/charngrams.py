@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["CharNgramTfidf", "ngram_keys"]
+__all__ = ["CharNgramTfidf", "ngram_keys", "unit", "csr_from_rows"]
 
 _BITS = 21  # Unicode code points fit in 21 bits
 
@@ -65,8 +64,13 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
         self.min_df = min_df
         self.max_features = max_features
 
+    def _grams(self, x):
+        if isinstance(x, str):
+            return np.unique(ngram_keys(x, self.ngram_range), return_counts=True)
+        return x.char_grams(self.ngram_range)  # a models.doc.Doc
+
     def fit(self, X, y=None):
-        docs = [np.unique(ngram_keys(str(x), self.ngram_range), return_counts=True) for x in X]
+        docs = [self._grams(x) for x in X]
         n = len(docs)
         if n == 0:
             raise ValueError("cannot fit on zero texts")
@@ -85,17 +89,42 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
         self.idf_ = np.log((1 + n) / (1 + df[keep])) + 1.0
         return self
 
-    def transform(self, X):
+    def rows(self, X) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: (column indices, unit-l2 TF-IDF values) — :meth:`transform` without the matrix,
+        for callers that stack several feature blocks into one (see :func:`csr_from_rows`)."""
         check_is_fitted(self, "keys_")
-        indptr, indices, data = [0], [], []
+        out = []
         for x in X:
-            k, c = np.unique(ngram_keys(str(x), self.ngram_range), return_counts=True)
+            k, c = self._grams(x)
             pos = np.searchsorted(self.keys_, k)
             pos[pos >= len(self.keys_)] = 0
             hit = self.keys_[pos] == k if len(self.keys_) else np.zeros(len(k), dtype=bool)
-            indices.append(pos[hit])
-            data.append((1.0 + np.log(c[hit])) * self.idf_[pos[hit]])
-            indptr.append(indptr[-1] + int(hit.sum()))
-        M = sp.csr_matrix((np.concatenate(data) if data else [], np.concatenate(indices) if indices else [],
-                           indptr), shape=(len(indptr) - 1, len(self.keys_)), dtype=np.float64)
-        return normalize(M, norm="l2", copy=False)
+            out.append((pos[hit], unit((1.0 + np.log(c[hit])) * self.idf_[pos[hit]])))
+        return out
+
+    def transform(self, X):
+        """Rows for strings, or for :class:`models.doc.Doc` objects (their n-grams are reused)."""
+        return csr_from_rows(self.rows(X), len(self.keys_))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to unit l2 norm; all zeros stay zeros (as ``sklearn.preprocessing.normalize``)."""
+    norm = float(np.sqrt(v @ v)) if len(v) else 0.0
+    return v / norm if norm > 0 else v
+
+
+def csr_from_rows(rows: list[tuple[np.ndarray, np.ndarray]], n_features: int, dtype=np.float64) -> sp.csr_matrix:
+    """A CSR matrix from per-row (column indices, values).
+
+    Examples
+    --------
+    >>> csr_from_rows([(np.array([0, 2]), np.array([0.6, 0.8])), (np.array([], int), np.array([]))], 3).toarray()
+    array([[0.6, 0. , 0.8],
+           [0. , 0. , 0. ]])
+    """
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i, _ in rows], out=indptr[1:])
+    indices = np.concatenate([i for i, _ in rows]) if rows else np.zeros(0)
+    data = np.concatenate([v for _, v in rows]) if rows else np.zeros(0)
+    return sp.csr_matrix((data.astype(dtype, copy=False), indices.astype(np.int32, copy=False), indptr),
+                         shape=(len(rows), n_features))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from corpora.rules import Router, default_router
+from models.doc import as_docs
 from models.registry import Bundle
 
 __all__ = ["Tagger"]
@@ -39,12 +40,13 @@ class Tagger:
         """Tags for ``texts`` (model input: title and text already joined), in order."""
         if not texts:
             return []
-        proba = self.category.predict_proba(texts)
+        docs = as_docs(texts)  # normalised, segmented and counted once for both models
+        proba = self.category.predict_proba(docs)
         review = self.category.needs_review(proba)
         classes = self.category.classes_
-        urg = self.urgency.explain(texts, received_at=received_at, sla=self.sla) if self.urgency is not None else None
+        urg = self.urgency.explain(docs, received_at=received_at, sla=self.sla) if self.urgency is not None else None
         out = []
-        for i, text in enumerate(texts):
+        for i, text in enumerate(d.text for d in docs):
             p = proba[i]
             best = int(np.argmax(p))
             category = str(classes[best])

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
@@ -31,8 +32,10 @@ from corpora.dedup import near_duplicate_groups
 from sklearn.utils.validation import check_is_fitted
 
 from corpora.rules import RuleFileError, rule_pattern, rule_rows
-from corpora.text import DATA_DIR, is_negated, normalise
-from models.charngrams import CharNgramTfidf
+from corpora.text import DATA_DIR, is_negated
+from models.charngrams import CharNgramTfidf, csr_from_rows
+from models.doc import as_docs
+from models.features import linear_scores
 
 __all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel"]
 
@@ -243,9 +246,9 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
     def _head(self):
         return LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
 
-    def _fit_heads(self, texts, found, y):
-        vec = CharNgramTfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
-        F = sp.hstack([vec.fit_transform(texts), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
+    def _fit_heads(self, docs, found, y):
+        vec = CharNgramTfidf(min_df=2 if len(docs) >= 50 else 1, max_features=self.max_features)
+        F = sp.hstack([vec.fit_transform(docs), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
                       format="csr")
         crit = y == "critical"
         up = y != "routine"
@@ -253,12 +256,18 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         head_u = self._head().fit(F, up) if 0 < up.sum() < len(y) else None
         return vec, head_c, head_u
 
-    def _scores(self, heads, texts, found):
+    def _scores(self, heads, docs, found):
         vec, head_c, head_u = heads
-        F = sp.hstack([vec.transform(texts), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
-                      format="csr")
-        pc = head_c.predict_proba(F)[:, 1] if head_c is not None else np.zeros(len(texts))
-        pu = head_u.predict_proba(F)[:, 1] if head_u is not None else np.zeros(len(texts))
+        cues = self.cues_.features(found) * self.cue_weight
+        offset = len(vec.keys_)
+        rows = []
+        for (ci, cv), cue in zip(vec.rows(docs), cues):
+            nz = np.flatnonzero(cue)
+            rows.append((np.concatenate([ci, nz + offset]), np.concatenate([cv, cue[nz]])))
+        F = csr_from_rows(rows, offset + cues.shape[1])
+        # a binary logistic head's probability is expit of its linear score
+        pc = expit(linear_scores(head_c, F)) if head_c is not None else np.zeros(len(docs))
+        pu = expit(linear_scores(head_u, F)) if head_u is not None else np.zeros(len(docs))
         return pc, np.maximum(pu, pc)
 
     def fit(self, X, y):
@@ -268,24 +277,24 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"unknown urgency labels {unknown}; allowed: {list(LEVELS)}")
         if not 0 < self.critical_recall <= 1:
             raise ValueError(f"critical_recall must be in (0, 1], got {self.critical_recall!r}")
-        texts = [normalise(x) for x in X]
-        if len(texts) != len(y):
-            raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        docs = as_docs(X)
+        if len(docs) != len(y):
+            raise ValueError(f"X has {len(docs)} texts but y has {len(y)} labels")
         present = [lev for lev in LEVELS if (y == lev).any()]
         if len(present) < 2:
             raise ValueError(f"need at least 2 urgency levels to train, got {present}")
         self.classes_ = np.array(LEVELS, dtype=object)
         self.cues_ = default_cues()
         self.sla_ = load_sla()
-        found = [self.cues_.find(t) for t in texts]
+        found = [self.cues_.find(d.text) for d in docs]
         n_splits = min(self.threshold_folds, int(min((y == lev).sum() for lev in present)))
         if n_splits < 2:
             raise ValueError("each urgency level present needs at least 2 examples to choose thresholds")
         pc, pu = np.zeros(len(y)), np.zeros(len(y))
         folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
-        for tr, te in folds.split(np.zeros(len(y)), y, near_duplicate_groups(texts)):
-            heads = self._fit_heads([texts[i] for i in tr], [found[i] for i in tr], y[tr])
-            pc[te], pu[te] = self._scores(heads, [texts[i] for i in te], [found[i] for i in te])
+        for tr, te in folds.split(np.zeros(len(y)), y, near_duplicate_groups([d.text for d in docs])):
+            heads = self._fit_heads([docs[i] for i in tr], [found[i] for i in tr], y[tr])
+            pc[te], pu[te] = self._scores(heads, [docs[i] for i in te], [found[i] for i in te])
         self.alert_threshold_ = _recall_threshold(pc, y == "critical", self.critical_recall)
         grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
         grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
@@ -297,7 +306,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                     best = (f, float(tc), float(tu))
         self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = best
         self.alert_threshold_ = min(self.alert_threshold_, self.critical_threshold_)
-        self.vectorizer_, self.critical_head_, self.urgent_head_ = self._fit_heads(texts, found, y)
+        self.vectorizer_, self.critical_head_, self.urgent_head_ = self._fit_heads(docs, found, y)
         return self
 
     def _heads(self):
@@ -310,28 +319,27 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         Columns in ``classes_`` order; the heads are calibrated by logistic regression
         with balanced class weights, so these are scores for ranking, not prevalences.
         """
-        texts = [normalise(x) for x in X]
-        pc, pu = self._scores(self._heads(), texts, [self.cues_.find(t) for t in texts])
+        docs = as_docs(X)
+        pc, pu = self._scores(self._heads(), docs, [self.cues_.find(d.text) for d in docs])
         return np.column_stack([pc, pu - pc, 1 - pu])
 
     def predict(self, X):
-        texts = [normalise(x) for x in X]
-        pc, pu = self._scores(self._heads(), texts, [self.cues_.find(t) for t in texts])
+        docs = as_docs(X)
+        pc, pu = self._scores(self._heads(), docs, [self.cues_.find(d.text) for d in docs])
         return _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
 
     def explain(self, X, received_at=None, sla: SlaTable | None = None) -> list[dict]:
         """Level, score, the cues that fired (spans in the normalised text) and deadlines
         (from ``sla``, default the table loaded at fit)."""
         sla = sla or self.sla_
-        texts = [normalise(x) for x in X]
-        found = [self.cues_.find(t) for t in texts]
-        pc, pu = self._scores(self._heads(), texts, found)
+        docs = as_docs(X)
+        found = [self.cues_.find(d.text) for d in docs]
+        pc, pu = self._scores(self._heads(), docs, found)
         levels = _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
-        received_at = received_at or [None] * len(texts)
+        received_at = received_at or [None] * len(docs)
         out = []
         for i, level in enumerate(levels):
-            cues = [{k: c[k] for k in ("cue", "kind", "level", "start", "end", "match", "negated")}
-                    for c in found[i]]
+            cues = found[i]
             hazard = any(c["level"] == "critical" and not c["negated"] for c in cues)
             possible_critical = bool(level != "critical" and (pc[i] >= self.alert_threshold_ or hazard))
             score = float(pc[i]) if level == "critical" else float(pu[i])

@@ -34,3 +34,30 @@ def test_empty_and_short_texts():
     v = CharNgramTfidf(min_df=1).fit(DOCS)
     X = v.transform(["", "暖"])
     assert X.shape == (2, len(v.keys_)) and X[0].nnz == 0 and X[1].nnz == 1
+
+
+def test_word_char_features_match_scikit_learn_blocks():
+    """WordCharTfidf's own word lookup and row stacking give scikit-learn's numbers."""
+    import scipy.sparse as sp
+
+    from models.doc import Doc
+    from models.features import WordCharTfidf
+
+    f = WordCharTfidf(min_df=1).fit(DOCS)
+    new = DOCS + ["新文本 暖气不热", ""]
+    docs = [Doc(t) for t in new]
+    ref = sp.hstack([f.word_.transform([d.words for d in docs]), f.char_.transform([d.text for d in docs])])
+    np.testing.assert_allclose(f.transform(new).toarray(), ref.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(f.transform(docs).toarray(), f.transform(new).toarray())
+    np.testing.assert_allclose(f.fit_transform(DOCS).toarray(), f.transform(DOCS).toarray(), rtol=1e-6)
+
+
+def test_linear_scores_equal_decision_function():
+    from sklearn.svm import LinearSVC
+
+    from models.features import WordCharTfidf, linear_scores
+
+    X = WordCharTfidf(min_df=1).fit_transform(DOCS)
+    for y in ([0, 1, 0, 1, 1, 0], [0, 1, 2, 0, 1, 2]):
+        svm = LinearSVC().fit(X, y)
+        np.testing.assert_allclose(linear_scores(svm, X), svm.decision_function(X), rtol=1e-6)
