@@ -6,6 +6,7 @@ the lifespan, never at import time. A missing bundle stops startup.
 
 import logging
 import time
+from functools import partial
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from corpora.text import join_title, normalise, strip_control
 from service import store
+from service.batcher import GroupCommitter, Outcome
 from service.auth import PERMISSIONS, lookup
 from service.config import Settings
 from service.db import ApiKey, make_engine, upgrade
@@ -54,6 +57,45 @@ class Metrics:
             self.review_share.set(self._r / self._n)
 
 
+class GuardAndMeasure:
+    """ASGI middleware: refuse bodies over the limit by their Content-Length (413), and count
+    requests and latency per route. (Plain ASGI: Starlette's BaseHTTPMiddleware costs a task
+    and a stream per request.)"""
+
+    def __init__(self, app, *, metrics: Metrics, max_body_bytes: int):
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body_bytes
+            except ValueError:
+                return await JSONResponse({"detail": "invalid Content-Length"}, status_code=400)(scope, receive, send)
+            if too_big:
+                return await JSONResponse({"detail": f"request body over {self.max_body_bytes} bytes"},
+                                          status_code=413)(scope, receive, send)
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        t0 = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -73,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tagger = tagger
         app.state.engine = engine
         app.state.sessions = sessionmaker(engine, expire_on_commit=False)
+        app.state.ingest = GroupCommitter(partial(ingest_group, app.state), max_appeals=settings.max_batch)
         with app.state.sessions() as s:
             store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
         log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
@@ -84,24 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def guard_and_measure(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > settings.max_body_bytes
-            except ValueError:
-                return JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
-            if too_big:
-                return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"},
-                                    status_code=413)
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, name, str(response.status_code)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(GuardAndMeasure, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
     def session(request: Request):
         with request.app.state.sessions() as s:
@@ -111,8 +137,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     key_cache: dict[str, tuple[float, ApiKey]] = {}
 
+    def lookup_key(request: Request, raw: str) -> ApiKey | None:
+        with request.app.state.sessions() as s:
+            key = lookup(s, raw)
+            if key is not None:
+                s.expunge(key)
+            return key
+
     def require(permission: str):
-        def dep(request: Request, s: SessionDep) -> ApiKey:
+        async def dep(request: Request) -> ApiKey:
             raw = request.headers.get("x-api-key")
             if not raw:
                 raise HTTPException(401, "missing API key (header X-API-Key)")
@@ -120,19 +153,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if hit is not None and hit[0] > time.monotonic():
                 key = hit[1]
             else:
-                key = lookup(s, raw)
+                key = await run_in_threadpool(lookup_key, request, raw)
                 if key is None:
                     key_cache.pop(raw, None)
                     raise HTTPException(401, "invalid or revoked API key")
-                s.expunge(key)
                 key_cache[raw] = (time.monotonic() + settings.key_cache_seconds, key)
             if permission not in PERMISSIONS[key.role]:
                 raise HTTPException(403, f"role '{key.role}' may not {permission}")
             return key
         return dep
 
-    def tag_records(request: Request, records: list[dict]) -> list[dict]:
-        tagger = request.app.state.tagger
+    def model_inputs(records: list[dict]) -> tuple[list[str], list[str | None]]:
+        """Texts (title joined) and times the tagger reads; 422 for a text too long or empty."""
         for r in records:
             if len(r["text"]) > settings.max_text_chars:
                 raise HTTPException(422, f"appeal {r.get('id')!r}: text is {len(r['text']):,} characters; "
@@ -142,10 +174,58 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not t:
                 raise HTTPException(422, f"appeal {r.get('id')!r}: text is empty after removing control "
                                          "characters and markup")
-        times = [r["time"].isoformat() if r.get("time") else None for r in records]
-        tags = tagger.tag(texts, received_at=times)
+        return texts, [r["time"].isoformat() if r.get("time") else None for r in records]
+
+    def tag(state, texts: list[str], times: list[str | None]) -> list[dict]:
+        tags = state.tagger.tag(texts, received_at=times)
         metrics.observe_tags(tags)
         return tags
+
+    def store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
+        with state.sessions() as s:
+            for attempt in range(3):
+                try:
+                    return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
+                except store.ConflictError as err:
+                    s.rollback()
+                    return Outcome(error=HTTPException(409, str(err)))
+                except IntegrityError:  # a concurrent request stored the same id first: retry sees it
+                    s.rollback()
+        return Outcome(error=HTTPException(409, "concurrent writes to the same appeal ids; retry"))
+
+    def ingest_group(state, group: list[list[dict]]) -> list[Outcome]:
+        """Tag every request of the group at once; store them in one transaction when they can
+        share one, else one by one (see service/batcher.py)."""
+        out: list[Outcome | None] = [None] * len(group)
+        valid = []
+        for k, records in enumerate(group):
+            try:
+                valid.append((k, records, *model_inputs(records)))
+            except HTTPException as err:
+                out[k] = Outcome(error=err)
+        if not valid:
+            return out
+        tags = tag(state, [t for *_, texts, _ in valid for t in texts], [x for *_, times in valid for x in times])
+        parts, start = [], 0
+        for _, records, _, _ in valid:
+            parts.append(tags[start:start + len(records)])
+            start += len(records)
+        ids = [r["id"] for _, records, _, _ in valid for r in records]
+        if len(valid) > 1 and len(set(ids)) == len(ids):
+            with state.sessions() as s:
+                try:
+                    created = store.ingest(s, appeals=[r for _, records, _, _ in valid for r in records], tags=tags)
+                except (store.ConflictError, IntegrityError):
+                    s.rollback()
+                else:
+                    start = 0
+                    for (k, *_), part in zip(valid, parts):
+                        out[k] = Outcome(tags=part, created=created[start:start + len(part)])
+                        start += len(part)
+                    return out
+        for (k, records, _, _), part in zip(valid, parts):
+            out[k] = store_one(state, records, part)
+        return out
 
     def records_of(body, limit: int) -> list[dict]:
         items = body.appeals if hasattr(body, "appeals") else [body]
@@ -183,24 +263,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/appeals", response_model=TagsOut, tags=["appeals"],
               responses={409: {"description": "id already stored with different text"},
                          413: {"description": "batch or body too large"}})
-    def post_appeals(body: AppealIn | AppealBatch, request: Request, s: SessionDep,
-                     _: Annotated[ApiKey, Depends(require("appeals:write"))]):
+    async def post_appeals(body: AppealIn | AppealBatch, request: Request,
+                           _: Annotated[ApiKey, Depends(require("appeals:write"))]):
         """Store one appeal or a batch (≤ 1,000), tag each with the current model, return the tags.
         Idempotent on ``id``. The response is sent only after the commit."""
         records = records_of(body, settings.max_batch)
-        tags = tag_records(request, records)
-        for attempt in range(3):
-            try:
-                created = store.ingest(s, appeals=records, tags=tags)
-                break
-            except store.ConflictError as err:
-                s.rollback()
-                raise HTTPException(409, str(err)) from None
-            except IntegrityError:  # a concurrent request stored the same id first: retry sees it
-                s.rollback()
-                if attempt == 2:
-                    raise HTTPException(409, "concurrent writes to the same appeal ids; retry") from None
-        data = [{"id": r["id"], "created": c, **t} for r, c, t in zip(records, created, tags)]
+        done = await request.app.state.ingest.submit(records, len(records))
+        data = [{"id": r["id"], "created": c, **t} for r, c, t in zip(records, done.created, done.tags)]
         return {"data": data, "count": len(data)}
 
     @app.post("/v1/classify", response_model=TagsOut, tags=["appeals"])
@@ -208,7 +277,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  _: Annotated[ApiKey, Depends(require("classify"))]):
         """Tag without storing."""
         records = records_of(body, settings.max_batch)
-        tags = tag_records(request, records)
+        tags = tag(request.app.state, *model_inputs(records))
         data = [{"id": r.get("id"), **t} for r, t in zip(records, tags)]
         return {"data": data, "count": len(data)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,16 +27,12 @@ def register_model(session: Session, *, version: str, path: str, manifest: dict)
             session.rollback()
 
 
-def _same(row: Appeal, a: dict) -> bool:
-    return row.text == a["text"] and (row.title or None) == (a.get("title") or None)
-
-
-def _prediction(appeal_id: str, tag: dict) -> Prediction:
-    return Prediction(appeal_id=appeal_id, model_version=tag["model_version"], category=tag["category"],
-                      confidence=tag["confidence"], scores=tag["category_scores"], urgency=tag.get("urgency"),
-                      urgency_score=tag.get("urgency_score"), cues=tag.get("urgency_cues"),
-                      deadlines=tag.get("deadlines"), needs_review=tag["needs_review"],
-                      department=tag.get("department"), topic=tag.get("topic"))
+def _prediction(appeal_id: str, tag: dict) -> dict:
+    return dict(appeal_id=appeal_id, model_version=tag["model_version"], category=tag["category"],
+                confidence=tag["confidence"], scores=tag["category_scores"], urgency=tag.get("urgency"),
+                urgency_score=tag.get("urgency_score"), cues=tag.get("urgency_cues"),
+                deadlines=tag.get("deadlines"), needs_review=tag["needs_review"],
+                department=tag.get("department"), topic=tag.get("topic"))
 
 
 def ingest(session: Session, *, appeals: list[dict], tags: list[dict]) -> list[bool]:
@@ -44,16 +40,17 @@ def ingest(session: Session, *, appeals: list[dict], tags: list[dict]) -> list[b
 
     Re-sending an id with the same content is a no-op (``created=False``); with
     different content it raises :class:`ConflictError` and nothing is stored.
-    Returns only after the commit, so an acknowledged appeal is durable.
+    Returns only after the commit, so an acknowledged appeal is durable. Rows go in as
+    one Core INSERT per table (executemany), not one ORM object per row.
     """
     ids = [a["id"] for a in appeals]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ConflictError(f"appeal ids repeated within the request: {dup[:5]}")
-    existing = {r.id: r for r in session.scalars(select(Appeal).where(Appeal.id.in_(ids)))}
+    existing = {r.id: (r.text, r.title or None) for r in session.execute(
+        select(Appeal.id, Appeal.text, Appeal.title).where(Appeal.id.in_(ids)))}
     for a in appeals:
-        row = existing.get(a["id"])
-        if row is not None and not _same(row, a):
+        if a["id"] in existing and existing[a["id"]] != (a["text"], a.get("title") or None):
             raise ConflictError(f"appeal {a['id']!r} already exists with different text; "
                                 "send corrections as labels, or use a new id")
     version = tags[0]["model_version"] if tags else None
@@ -61,17 +58,18 @@ def ingest(session: Session, *, appeals: list[dict], tags: list[dict]) -> list[b
     if existing and version:
         have_pred = set(session.scalars(select(Prediction.appeal_id).where(
             Prediction.appeal_id.in_(list(existing)), Prediction.model_version == version)))
-    created = []
+    new_appeals, predictions, created = [], [], []
     for a, tag in zip(appeals, tags):
-        if a["id"] in existing:
-            created.append(False)
-            if a["id"] not in have_pred:
-                session.add(_prediction(a["id"], tag))
-            continue
-        session.add(Appeal(**a, category=tag["category"], urgency=tag.get("urgency"),
-                           needs_review=tag["needs_review"]))
-        session.add(_prediction(a["id"], tag))
-        created.append(True)
+        created.append(a["id"] not in existing)
+        if a["id"] not in existing:
+            new_appeals.append({**a, "title": a.get("title") or None, "category": tag["category"],
+                                "urgency": tag.get("urgency"), "needs_review": tag["needs_review"]})
+        if a["id"] not in have_pred:
+            predictions.append(_prediction(a["id"], tag))
+    if new_appeals:
+        session.execute(insert(Appeal.__table__), new_appeals)
+    if predictions:
+        session.execute(insert(Prediction.__table__), predictions)
     session.commit()
     return created
 

@@ -185,3 +185,45 @@ def test_keys_cli_prints_the_key_once(tmp_path, monkeypatch, capsys):
         assert key.prefix == raw[:8]
     assert main(["keys", "create", "--role", "ingest", "--name", "hotline"]) == 3
     assert main(["keys", "revoke", "--name", "hotline"]) == 0
+
+
+def test_grouped_requests_get_the_answers_they_would_get_alone(env):
+    """Group commit (service/batcher.py): one group holding new appeals, a re-sent id, a
+    conflicting id and an over-long text answers each request as if it came alone."""
+    client, keys, S = env
+    client.post("/v1/appeals", json=APPEAL, headers=h(keys))
+    group = [[{**APPEAL, "id": "G-1", "title": None}],
+             [{**APPEAL, "id": "G-2", "title": None}, {**APPEAL, "id": "G-3", "title": None}],
+             [{**APPEAL, "id": "G-1", "title": None}],             # the same id again in the group
+             [{**APPEAL, "text": "别的内容"}],                        # A-1 with other text
+             [{**APPEAL, "id": "G-4", "text": "长" * 6000}]]         # over max_text_chars
+    for records in group:
+        for r in records:
+            r["time"] = None
+    outcomes = client.app.state.ingest.process(group)
+    assert [o.created for o in outcomes[:3]] == [[True], [True, True], [False]]
+    assert outcomes[3].error.status_code == 409 and outcomes[4].error.status_code == 422
+    assert all(o.tags and o.tags[0]["category"] for o in outcomes[:3])
+    ok = client.app.state.ingest.process([[{**APPEAL, "id": f"H-{i}", "time": None}] for i in range(3)])
+    assert [o.created for o in ok] == [[True]] * 3
+    with S() as s:
+        ids = set(s.scalars(select(Appeal.id)))
+        assert ids == {"A-1", "G-1", "G-2", "G-3", "H-0", "H-1", "H-2"}
+        assert s.scalar(select(func.count()).select_from(Prediction)) == len(ids)
+
+
+def test_concurrent_requests_are_each_answered_after_commit(env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, keys, S = env
+
+    def post(i):
+        return client.post("/v1/appeals", json={**APPEAL, "id": f"C-{i % 10}"}, headers=h(keys))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(30)))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200]
+    created = [r.json()["data"][0]["created"] for r in answers]
+    assert sum(created) == 10  # each of the 10 ids created exactly once, re-sends acknowledged
+    with S() as s:
+        assert s.scalar(select(func.count()).select_from(Appeal)) == 10
