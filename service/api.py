@@ -4,6 +4,7 @@
 the lifespan, never at import time. A missing bundle stops startup.
 """
 
+import gc
 import logging
 import time
 from functools import partial
@@ -110,6 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                "('make run' does this)")
         tagger = Tagger(load_bundle(path), city=settings.city)
         tagger.tag(["预热"])  # load segmenter and converters before the first request
+        # The model's hundreds of thousands of objects never die: keep them out of the cyclic
+        # collector, whose full passes over them took ~60 ms, stalling every request in flight.
+        gc.collect()
+        gc.freeze()
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
         app.state.tagger = tagger
@@ -211,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             parts.append(tags[start:start + len(records)])
             start += len(records)
         ids = [r["id"] for _, records, _, _ in valid for r in records]
-        if len(valid) > 1 and len(set(ids)) == len(ids):
+        if len(set(ids)) == len(ids):
             with state.sessions() as s:
                 try:
                     created = store.ingest(s, appeals=[r for _, records, _, _ in valid for r in records], tags=tags)

@@ -4,6 +4,7 @@ import threading
 import time
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
@@ -64,6 +65,17 @@ def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
         with httpx.Client(base_url=base) as c:
             assert all(c.get("/healthz").json() == {"status": "ok"} for _ in range(10))
             assert all(c.get("/readyz").status_code == 200 for _ in range(10))
+        # each worker listens on its own SO_REUSEPORT socket: 24 connections land on both
+        # (all on one would have odds of 2 in 2**24)
+        clients = [httpx.Client(base_url=base) for _ in range(24)]
+        try:
+            assert all(c.get("/healthz").status_code == 200 for c in clients)
+            workers = psutil.Process(server.pid).children()
+            assert len(workers) == 2
+            assert all(any(k.status == psutil.CONN_ESTABLISHED for k in w.net_connections("tcp")) for w in workers)
+        finally:
+            for c in clients:
+                c.close()
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
