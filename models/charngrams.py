@@ -122,7 +122,7 @@ def csr_from_rows(rows: list[tuple[np.ndarray, np.ndarray]], n_features: int, dt
     array([[0.6, 0. , 0.8],
            [0. , 0. , 0. ]])
     """
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int32)  # int32 like the indices: scipy then copies nothing
     np.cumsum([len(i) for i, _ in rows], out=indptr[1:])
     indices = np.concatenate([i for i, _ in rows]) if rows else np.zeros(0)
     data = np.concatenate([v for _, v in rows]) if rows else np.zeros(0)

@@ -128,7 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="Suqiu (诉求) API", version="1", lifespan=lifespan,
-                  description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.")
+                  description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.",
+                  # Suqiu exports its own Prometheus metrics (/metrics); FastAPI's OpenTelemetry hooks
+                  # would only add per-request work.
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     metrics = Metrics()
     app.state.metrics = metrics
 
