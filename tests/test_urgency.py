@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.urgency import LEVELS, UrgencyModel, _recall_threshold, load_cues, load_sla
+from models.urgency import LEVELS, UrgencyModel, _alert_threshold, load_cues, load_sla
 
 LEX = load_cues()
 
@@ -67,11 +67,16 @@ def test_sla_per_city(tmp_path):
         load_sla(p, city="南城")
 
 
-def test_recall_threshold():
+def test_alert_threshold_only_covers_what_cues_miss():
     score = np.array([0.9, 0.8, 0.6, 0.3, 0.2])
     pos = np.array([True, False, True, True, False])
-    assert _recall_threshold(score, pos, 0.6) == 0.6
-    assert _recall_threshold(score, pos, 1.0) == 0.3
+    none = np.zeros(5, dtype=bool)
+    assert _alert_threshold(score, pos, none, 0.6, 1.0) == 0.6
+    assert _alert_threshold(score, pos, none, 1.0, 1.0) == 0.3
+    assert _alert_threshold(score, pos, none, 1.0, 0.5) == 0.3   # never above the ceiling
+    cue = np.array([False, False, False, True, False])            # a cue already catches the 0.3 one
+    assert _alert_threshold(score, pos, cue, 1.0, 1.0) == 0.6
+    assert _alert_threshold(score, pos, pos, 1.0, 0.7) == 0.7     # cues catch all: the score adds nothing
 
 
 def test_operating_point_is_honoured(demo_frame):
