@@ -27,10 +27,9 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
-
-from corpora.dedup import near_duplicate_groups
 from sklearn.utils.validation import check_is_fitted
 
+from corpora.dedup import near_duplicate_groups
 from corpora.rules import RuleFileError, rule_pattern, rule_rows
 from corpora.text import DATA_DIR, is_negated
 from models.charngrams import CharNgramTfidf, csr_from_rows

@@ -7,26 +7,26 @@ the lifespan, never at import time. A missing bundle stops startup.
 import gc
 import logging
 import time
-from functools import partial
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from corpora.text import join_title, normalise, strip_control
 from service import store
-from service.batcher import GroupCommitter, Outcome
 from service.auth import PERMISSIONS, lookup
+from service.batcher import GroupCommitter, Outcome
 from service.config import Settings
-from service.db import ApiKey, make_engine, upgrade
+from service.db import ApiKey, WriteLock, make_engine, upgrade
 from service.schemas import (AppealBatch, AppealDetail, AppealIn, AppealOut, AppealsPage, ClassifyBatch, ClassifyIn,
                              LabelIn, LabelOut, PredictionOut, TagsOut)
 
@@ -120,12 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tagger = tagger
         app.state.engine = engine
         app.state.sessions = sessionmaker(engine, expire_on_commit=False)
+        app.state.write_lock = WriteLock(settings.database_url)
         app.state.ingest = GroupCommitter(partial(ingest_group, app.state), max_appeals=settings.max_batch)
         with app.state.sessions() as s:
             store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
         log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
         yield
         engine.dispose()
+        app.state.write_lock.close()
 
     app = FastAPI(title="Suqiu (诉求) API", version="1", lifespan=lifespan,
                   description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.",
@@ -190,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return tags
 
     def store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
-        with state.sessions() as s:
+        with state.write_lock, state.sessions() as s:
             for attempt in range(3):
                 try:
                     return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
@@ -220,7 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             start += len(records)
         ids = [r["id"] for _, records, _, _ in valid for r in records]
         if len(set(ids)) == len(ids):
-            with state.sessions() as s:
+            with state.write_lock, state.sessions() as s:
                 try:
                     created = store.ingest(s, appeals=[r for _, records, _, _ in valid for r in records], tags=tags)
                 except (store.ConflictError, IntegrityError):
@@ -330,8 +332,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if changes["category"] not in allowed:
                 raise HTTPException(422, f"unknown category {changes['category']!r}; allowed: {allowed}")
         try:
-            labels = store.add_labels(s, appeal_id=appeal_id, changes=changes, reason=body.reason,
-                                      author=key.name)
+            with request.app.state.write_lock:
+                labels = store.add_labels(s, appeal_id=appeal_id, changes=changes, reason=body.reason,
+                                          author=key.name)
         except KeyError:
             raise HTTPException(404, "Appeal not found") from None
         return [LabelOut.model_validate(lab, from_attributes=True) for lab in labels]

@@ -128,7 +128,7 @@ def start_server(url, model_dir, *, workers=1, role="admin"):
     raise RuntimeError("server did not become ready in 60 s")
 
 
-def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requests=400, batch_requests=20) -> dict:
+def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requests=800, batch_requests=64) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         dbs = {"sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
