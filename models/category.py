@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold
-
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
