@@ -58,28 +58,17 @@ class Metrics:
             self.review_share.set(self._r / self._n)
 
 
-class GuardAndMeasure:
-    """ASGI middleware: refuse bodies over the limit by their Content-Length (413), and count
-    requests and latency per route. (Plain ASGI: Starlette's BaseHTTPMiddleware costs a task
-    and a stream per request.)"""
+class Measure:
+    """ASGI middleware counting requests and latency per route (plain ASGI: Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request)."""
 
-    def __init__(self, app, *, metrics: Metrics, max_body_bytes: int):
+    def __init__(self, app, *, metrics: Metrics):
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > self.max_body_bytes
-            except ValueError:
-                return await JSONResponse({"detail": "invalid Content-Length"}, status_code=400)(scope, receive, send)
-            if too_big:
-                return await JSONResponse({"detail": f"request body over {self.max_body_bytes} bytes"},
-                                          status_code=413)(scope, receive, send)
         status = 500
 
         async def send_and_note(message):
@@ -133,11 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.",
                   # Suqiu exports its own Prometheus metrics (/metrics); FastAPI's OpenTelemetry hooks
                   # would only add per-request work.
-                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+                  # 413 for a body over the limit, by its Content-Length or by the bytes read
+                  max_body_size=settings.max_body_bytes)
     metrics = Metrics()
     app.state.metrics = metrics
 
-    app.add_middleware(GuardAndMeasure, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Measure, metrics=metrics)
 
     def session(request: Request):
         with request.app.state.sessions() as s:

@@ -123,6 +123,15 @@ def test_bad_payloads(env):
     assert r.status_code == 413
     r = client.post("/v1/appeals", content=b"{" + b" " * 2_000_001 + b"}", headers=h(keys))
     assert r.status_code == 413
+
+    def streamed():  # no Content-Length: the limit must hold on the bytes read
+        yield b"{"
+        for _ in range(25):
+            yield b" " * 100_000
+        yield b"}"
+
+    r = client.post("/v1/appeals", content=streamed(), headers={**h(keys), "Content-Type": "application/json"})
+    assert r.status_code == 413
     assert client.get("/v1/appeals/none", headers=h(keys)).json() == {"detail": "Appeal not found"}
     assert client.get("/v1/appeals", params={"cursor": "@@"}, headers=h(keys)).status_code == 422
 
