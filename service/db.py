@@ -139,7 +139,7 @@ class WriteLock:
     def __init__(self, url: str):
         self._thread = threading.Lock()
         self._fd = None
-        path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+        path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
         if path and path != ":memory:":
             self._fd = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
 
