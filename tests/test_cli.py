@@ -1,5 +1,6 @@
 """The `suqiu` command line contract: names, flags, outputs, and clear errors."""
 import json
+import os
 import subprocess
 import sys
 
@@ -111,3 +112,14 @@ def test_parallel_tagging_matches_one_process(model_dir, tmp_path, demo_frame):
         outs.append(out.read_text(encoding="utf-8"))
     assert outs[0] == outs[1]
     assert [json.loads(x)["id"] for x in outs[0].splitlines()] == demo_frame["id"].head(40).tolist()
+
+
+def test_bench_reports_every_figure(demo_bundle, tmp_path):
+    """`suqiu bench` runs end to end (figures only: no speed is asserted)."""
+    from training.bench import run_bench
+
+    rep = run_bench(model_dir=demo_bundle.path, n=120, single=10, out=tmp_path / "bench.json")
+    assert set(rep["batch_appeals_per_second"]) == {"one_process", f"{os.cpu_count() or 1}_processes"}
+    assert all(v > 0 for v in rep["batch_appeals_per_second"].values())
+    assert rep["worker_startup_seconds"] > 0 and rep["single_latency_ms"]["n"] == 10
+    assert json.loads((tmp_path / "bench.json").read_text(encoding="utf-8")) == rep
