@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -254,10 +253,19 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
     def _head(self):
         return LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
 
+    def _features(self, vec, docs, found):
+        """Character TF-IDF rows with the cue features stacked beside them."""
+        cues = self.cues_.features(found) * self.cue_weight
+        offset = len(vec.keys_)
+        rows = []
+        for (ci, cv), cue in zip(vec.rows(docs), cues):
+            nz = np.flatnonzero(cue)
+            rows.append((np.concatenate([ci, nz + offset]), np.concatenate([cv, cue[nz]])))
+        return csr_from_rows(rows, offset + cues.shape[1])
+
     def _fit_heads(self, docs, found, y):
-        vec = CharNgramTfidf(min_df=2 if len(docs) >= 50 else 1, max_features=self.max_features)
-        F = sp.hstack([vec.fit_transform(docs), sp.csr_matrix(self.cues_.features(found) * self.cue_weight)],
-                      format="csr")
+        vec = CharNgramTfidf(min_df=2 if len(docs) >= 50 else 1, max_features=self.max_features).fit(docs)
+        F = self._features(vec, docs, found)
         crit = y == "critical"
         up = y != "routine"
         head_c = self._head().fit(F, crit) if 0 < crit.sum() < len(y) else None
@@ -266,13 +274,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
 
     def _scores(self, heads, docs, found):
         vec, head_c, head_u = heads
-        cues = self.cues_.features(found) * self.cue_weight
-        offset = len(vec.keys_)
-        rows = []
-        for (ci, cv), cue in zip(vec.rows(docs), cues):
-            nz = np.flatnonzero(cue)
-            rows.append((np.concatenate([ci, nz + offset]), np.concatenate([cv, cue[nz]])))
-        F = csr_from_rows(rows, offset + cues.shape[1])
+        F = self._features(vec, docs, found)
         # a binary logistic head's probability is expit of its linear score
         pc = expit(linear_scores(head_c, F)) if head_c is not None else np.zeros(len(docs))
         pu = expit(linear_scores(head_u, F)) if head_u is not None else np.zeros(len(docs))
