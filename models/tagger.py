@@ -83,11 +83,14 @@ def _tag_chunk(args):
     return _WORKER.tag(texts, received_at=received_at)
 
 
-def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_size=500, on_chunk=None):
+def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_size=500, on_chunk=None,
+                     on_ready=None):
     """Tag a large batch on ``n_jobs`` processes, each loading the bundle once.
 
     Feature extraction is Python-bound, so processes (not threads) use every core.
-    Results come back in input order; ``on_chunk(n)`` is called as chunks finish.
+    Results come back in input order; ``on_chunk(n)`` is called as chunks finish. With
+    ``on_ready``, every worker first loads the bundle and tags one text, then
+    ``on_ready()`` is called before the batch starts (benchmarks time from there).
     """
     from concurrent.futures import ProcessPoolExecutor
 
@@ -95,6 +98,9 @@ def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_si
     chunks = [(texts[i:i + chunk_size], received_at[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)]
     out: list[dict] = []
     with ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(str(bundle_path),)) as pool:
+        if on_ready:
+            list(pool.map(_tag_chunk, [(["预热"], [None])] * n_jobs))
+            on_ready()
         for tags in pool.map(_tag_chunk, chunks):
             out.extend(tags)
             if on_chunk:
