@@ -184,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
         with state.write_lock, state.sessions() as s:
-            for attempt in range(3):
+            for _ in range(3):
                 try:
                     return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
                 except store.ConflictError as err:

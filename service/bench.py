@@ -39,8 +39,8 @@ class _Connection:
     """A minimal HTTP/1.1 keep-alive client for the load generator.
 
     The server's figures are what is measured; on a 2-core machine the load generator
-    shares the cores, and httpx spends ~1 ms of CPU per request, so the generator speaks
-    just enough HTTP itself (Content-Length bodies both ways) to stay out of the way.
+    shares the cores, so it speaks just enough HTTP itself (Content-Length bodies both
+    ways) to spend as little CPU per request as it can, instead of a full client library.
     """
 
     def __init__(self, host: str, port: int, key: str):
