@@ -21,6 +21,3 @@ class Settings(BaseSettings):
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
     key_cache_seconds: float = 10.0  # a revoked key stops working within this time
 
-
-def get_settings() -> Settings:
-    return Settings()
