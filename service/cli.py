@@ -280,63 +280,6 @@ def cmd_db(args) -> int:
     return 0
 
 
-def _worker(socks, index, host, port) -> None:
-    import uvicorn
-
-    from service.api import create_app
-    from service.config import Settings
-
-    for i, other in enumerate(socks):  # the fork inherited every worker's socket: keep only ours
-        if i != index:
-            other.close()
-    config = uvicorn.Config(create_app(Settings()), host=host, port=port, log_level="info", access_log=False)
-    uvicorn.Server(config).run(sockets=[socks[index]])
-
-
-def _serve_workers(*, host: str, port: int, workers: int) -> None:
-    """Several server processes, each with its own listening socket on the same port.
-
-    Not uvicorn's own multi-worker mode: it creates the socket with protocol 0, so asyncio
-    does not set TCP_NODELAY on accepted connections, and every response waited ~40 ms
-    for a delayed ACK (measured: /healthz 44 ms vs 2 ms). Here sockets are created with
-    IPPROTO_TCP. Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads
-    connections over the workers (with one shared socket, one worker accepted all 16
-    connections of a burst while the other idled).
-    """
-    import multiprocessing
-    import signal
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    reuse_port = hasattr(socket, "SO_REUSEPORT")
-    socks = []
-    for _ in range(workers if reuse_port else 1):
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        socks.append(sock)
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(socks, i % len(socks), host, port), daemon=False)
-             for i in range(workers)]
-    for p in procs:
-        p.start()
-    for sock in socks:  # the workers hold them now
-        sock.close()
-
-    def stop(signum, _frame):
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for p in procs:
-        p.join()
-
-
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -349,8 +292,10 @@ def cmd_serve(args) -> int:
     if args.workers > 1:
         from service.db import upgrade
 
+        from service.workers import serve_workers
+
         upgrade(settings.database_url)  # once, before the workers race to do it
-        _serve_workers(host=args.host, port=args.port, workers=args.workers)
+        return serve_workers(host=args.host, port=args.port, workers=args.workers)
     else:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0

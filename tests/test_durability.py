@@ -65,14 +65,14 @@ def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
         with httpx.Client(base_url=base) as c:
             assert all(c.get("/healthz").json() == {"status": "ok"} for _ in range(10))
             assert all(c.get("/readyz").status_code == 200 for _ in range(10))
-        # each worker listens on its own SO_REUSEPORT socket: 24 connections land on both
-        # (all on one would have odds of 2 in 2**24)
+        # the parent hands connections to the workers in turn: 24 connections, 12 each
         clients = [httpx.Client(base_url=base) for _ in range(24)]
         try:
             assert all(c.get("/healthz").status_code == 200 for c in clients)
             workers = psutil.Process(server.pid).children()
             assert len(workers) == 2
-            assert all(any(k.status == psutil.CONN_ESTABLISHED for k in w.net_connections("tcp")) for w in workers)
+            held = [sum(k.status == psutil.CONN_ESTABLISHED for k in w.net_connections("tcp")) for w in workers]
+            assert held == [12, 12]
         finally:
             for c in clients:
                 c.close()
@@ -81,3 +81,19 @@ def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
         assert server.wait(timeout=30) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(base + "/healthz", timeout=1)
+
+
+def test_multi_worker_serve_survives_a_dead_worker(tmp_path, demo_bundle):
+    server, base, _ = start_server(f"sqlite:///{tmp_path / 'w.db'}", demo_bundle.path, workers=2)
+    try:
+        first, second = psutil.Process(server.pid).children()
+        first.kill()
+        first.wait(timeout=10)
+        # new connections go to the worker left, whichever one's turn it was
+        for _ in range(6):
+            assert httpx.get(base + "/healthz", timeout=5).status_code == 200
+        second.kill()
+        assert server.wait(timeout=10) == 1  # no worker left: the server stops with an error
+    finally:
+        if server.poll() is None:
+            server.kill()
