@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return tags
 
     def store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
-        with state.write_lock, state.sessions() as s:
+        with state.write_lock, state.engine.connect() as s:
             for _ in range(3):
                 try:
                     return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
@@ -213,7 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             start += len(records)
         ids = [r["id"] for _, records, _, _ in valid for r in records]
         if len(set(ids)) == len(ids):
-            with state.write_lock, state.sessions() as s:
+            with state.write_lock, state.engine.connect() as s:
                 try:
                     created = store.ingest(s, appeals=[r for _, records, _, _ in valid for r in records], tags=tags)
                 except (store.ConflictError, IntegrityError):

@@ -5,6 +5,7 @@ import base64
 from datetime import datetime
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,11 @@ def _prediction(appeal_id: str, tag: dict) -> dict:
                 department=tag.get("department"), topic=tag.get("topic"))
 
 
-def ingest(session: Session, *, appeals: list[dict], tags: list[dict]) -> list[bool]:
+def ingest(session: Session | Connection, *, appeals: list[dict], tags: list[dict]) -> list[bool]:
     """Store appeals and their tags in one transaction; return ``created`` per appeal.
+
+    ``session`` may be a Core ``Connection``: the service's ingest path uses one, as the
+    ORM session's bookkeeping cost more CPU than the statements (no ORM objects are made).
 
     Re-sending an id with the same content is a no-op (``created=False``); with
     different content it raises :class:`ConflictError` and nothing is stored.
