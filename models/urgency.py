@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.validation import check_is_fitted
 
 from corpora.dedup import near_duplicate_groups
-from corpora.rules import RuleFileError, rule_pattern, rule_rows
+from corpora.rules import PatternSet, RuleFileError, rule_pattern, rule_rows
 from corpora.text import DATA_DIR, is_negated
 from models.charngrams import CharNgramTfidf, csr_from_rows
 from models.doc import as_docs
@@ -66,11 +66,16 @@ class CueLexicon:
         self.cues = cues
         self.kinds = sorted({c.kind for c in cues})
         self.feature_names = [f"{c.kind}:{c.cue}" for c in cues] + [f"kind:{k}" for k in self.kinds]
+        self.prefilter = PatternSet([c.pattern for c in cues])
+
+    def __setstate__(self, state):  # bundles pickled before the prefilter existed load too
+        self.__init__(state["cues"])
 
     def find(self, text: str) -> list[dict]:
         """Cues in ``text`` (already normalised), each with its span, level and negation."""
         out = []
-        for c in self.cues:
+        for i in self.prefilter.candidates(text):
+            c = self.cues[i]
             for m in c.pattern.finditer(text):
                 out.append({"cue": c.cue, "kind": c.kind, "level": c.level, "start": m.start(), "end": m.end(),
                             "match": m.group(0), "negated": is_negated(text, m.start())})

@@ -1,3 +1,6 @@
+import pickle
+import re
+
 import numpy as np
 import pytest
 
@@ -43,6 +46,37 @@ def test_cue_spans_point_into_the_text():
     text = normalise("我家楼道有煤气味，今天特别重")
     for c in LEX.find(text):
         assert text[c["start"]:c["end"]] == c["match"]
+
+
+def _every_pattern(text):
+    """What CueLexicon.find returns when every cue's regex runs (no prefilter)."""
+    from corpora.text import is_negated
+
+    out = [{"cue": c.cue, "kind": c.kind, "level": c.level, "start": m.start(), "end": m.end(), "match": m.group(0),
+            "negated": is_negated(text, m.start())} for c in LEX.cues for m in c.pattern.finditer(text)]
+    return sorted(out, key=lambda d: (d["start"], d["end"]))
+
+
+@pytest.mark.parametrize("source", ["demo", "tipdm", "urgency"])
+def test_prefilter_finds_exactly_what_every_pattern_finds(source, demo_frame):
+    from tests.conftest import TIPDM, URGENCY, need
+    from corpora.records import appeal_texts, read_appeals
+    from corpora.text import normalise
+
+    frame = demo_frame if source == "demo" else read_appeals(need({"tipdm": TIPDM, "urgency": URGENCY}[source])).frame
+    texts = [normalise(t) for t in appeal_texts(frame)]
+    differ = [i for i, t in enumerate(texts) if LEX.find(t) != _every_pattern(t)]
+    assert not differ, f"{len(differ)} of {len(texts)} texts differ, e.g. row {differ[0]}"
+    assert sum(bool(LEX.find(t)) for t in texts) > len(texts) // 10  # the comparison saw cues fire
+
+
+def test_a_cue_pattern_the_prefilter_cannot_take_still_runs():
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile("(?<!没)有煤气味"), re.compile("暖气")])  # look-behind: Vectorscan refuses it
+    assert ps.candidates("楼道里有煤气味") == [0]
+    assert ps.candidates("暖气不热") == [0, 1]
+    assert pickle.loads(pickle.dumps(ps)).candidates("暖气不热") == [0, 1]
 
 
 @pytest.mark.parametrize("level, received, contact, finish, report", [
