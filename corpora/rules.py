@@ -138,6 +138,7 @@ class Router:
         self.rules = rules
         self.default = {r.category: r.department for r in rules if r.topic is None}
         self.topics = [r for r in rules if r.topic is not None]
+        self._topic_patterns = PatternSet([r.pattern for r in self.topics])
 
     @property
     def categories(self) -> list[str]:
@@ -146,7 +147,8 @@ class Router:
 
     def route(self, category: str, text: str) -> tuple[str | None, str | None]:
         best, best_hits = None, 0
-        for rule in self.topics:
+        for i in self._topic_patterns.candidates(text):
+            rule = self.topics[i]
             if rule.category != category:
                 continue
             hits = sum(1 for m in rule.pattern.finditer(text) if not is_negated(text, m.start()))
