@@ -33,6 +33,7 @@ class _HandedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: socket.socket):
         super().__init__(config)
         self.channel = channel
+        self._handing: set[asyncio.Task] = set()  # asyncio keeps only weak references to tasks
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets=[])
@@ -59,7 +60,9 @@ class _HandedServer(uvicorn.Server):
             return
         for fd in fds:
             sock = socket.socket(fileno=fd)
-            loop.create_task(loop.connect_accepted_socket(lambda: self._protocol(loop), sock))
+            task = loop.create_task(loop.connect_accepted_socket(lambda: self._protocol(loop), sock))
+            self._handing.add(task)
+            task.add_done_callback(self._handing.discard)
 
     async def shutdown(self, sockets=None) -> None:
         try:
