@@ -16,7 +16,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from corpora.dedup import near_duplicate_groups
-from models.doc import as_docs
+from models.doc import MAX_CHARS, as_docs
 from models.features import WordCharTfidf, linear_scores
 
 __all__ = ["CategoryClassifier", "choose_review_threshold"]
@@ -54,6 +54,8 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
         the calibrator and choose the review threshold.
     target_precision : float, default 0.95
         Accuracy required of tags that are not flagged for review.
+    max_chars : int or None, default models.doc.MAX_CHARS
+        Text features read the first ``max_chars`` characters (None: all).
     random_state : int or None, default 0
 
     Examples
@@ -65,9 +67,12 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
     '城乡建设'
     """
 
+    max_chars = None  # models saved before the parameter existed read whole texts
+
     def __init__(self, *, C=1.0, class_weight="balanced", calibration_folds=5, target_precision=0.95,
-                 random_state=0):
+                 max_chars=MAX_CHARS, random_state=0):
         self.C = C
+        self.max_chars = max_chars
         self.class_weight = class_weight
         self.calibration_folds = calibration_folds
         self.target_precision = target_precision
@@ -92,7 +97,7 @@ class CategoryClassifier(ClassifierMixin, BaseEstimator):
             small = self.classes_[counts < self.calibration_folds]
             raise ValueError(f"categories {list(small)} have fewer than {self.calibration_folds} examples; "
                              "add examples or lower calibration_folds")
-        self.features_ = WordCharTfidf()
+        self.features_ = WordCharTfidf(max_chars=self.max_chars)
         F = self.features_.fit_transform(X)
         oof = np.zeros((len(y), len(self.classes_)))
         # Grouped folds: a re-posted appeal on both sides would make the calibrator overconfident.

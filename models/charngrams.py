@@ -50,6 +50,8 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
     ngram_range : tuple, default (1, 3)
     min_df : int, default 2
     max_features : int or None, default None
+    max_chars : int or None, default None
+        Read only the first ``max_chars`` characters of each text (None: all).
 
     Examples
     --------
@@ -59,15 +61,18 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
     (1, 1.0)
     """
 
-    def __init__(self, *, ngram_range=(1, 3), min_df=2, max_features=None):
+    max_chars = None  # models saved before the parameter existed read whole texts
+
+    def __init__(self, *, ngram_range=(1, 3), min_df=2, max_features=None, max_chars=None):
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.max_features = max_features
+        self.max_chars = max_chars
 
     def _grams(self, x):
         if isinstance(x, str):
-            return np.unique(ngram_keys(x, self.ngram_range), return_counts=True)
-        return x.char_grams(self.ngram_range)  # a models.doc.Doc
+            return np.unique(ngram_keys(x[:self.max_chars], self.ngram_range), return_counts=True)
+        return x.char_grams(self.ngram_range, self.max_chars)  # a models.doc.Doc
 
     def fit(self, X, y=None):
         docs = [self._grams(x) for x in X]

@@ -5,6 +5,13 @@ normalised text and character n-grams, the category model also the jieba words. 
 :class:`Doc` computes each on first use and keeps it, so a tag normalises, segments and
 counts n-grams once. Estimators accept plain strings too (scikit-learn contract); they
 wrap them with :func:`as_docs`.
+
+Text features may read only the first ``max_chars`` characters (an estimator parameter):
+tagging cost grows with length, and the long tail of appeals (9% of the real ones are over
+1,000 characters, holding 36% of all characters) goes on with history and detail after the
+point. The category model reads the first :data:`MAX_CHARS` (grouped 5-fold CV on the real
+labels: macro-F1 0.9057 vs 0.9064 reading everything); the urgency model, its risk cues
+and the routing keywords read the whole text.
 """
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ import numpy as np
 from corpora.text import normalise, tokenize
 from models.charngrams import ngram_keys
 
-__all__ = ["Doc", "as_docs", "word_bigrams"]
+__all__ = ["Doc", "as_docs", "word_bigrams", "MAX_CHARS"]
+
+MAX_CHARS = 1500  # the category model's default text window (see the module docstring)
 
 
 def word_bigrams(tokens: list[str]) -> list[str]:
@@ -27,33 +36,34 @@ class Doc:
     Examples
     --------
     >>> d = Doc("小區物業不管暖氣")
-    >>> d.text, d.words[:4]
+    >>> d.text, d.words()[:4]
     ('小区物业不管暖气', ['小区', '物业', '不管', '暖气'])
     >>> keys, counts = d.char_grams((1, 1))
     >>> len(keys), int(counts.sum())
     (8, 8)
+    >>> d.words(max_chars=4)
+    ['小区', '物业', '小区_物业']
     """
 
-    __slots__ = ("text", "_words", "_grams")
+    __slots__ = ("text", "_cache")
 
     def __init__(self, text: str, *, normalised: bool = False):
         self.text = text if normalised else normalise(text)
-        self._words = None
-        self._grams = {}
+        self._cache = {}
 
-    @property
-    def words(self) -> list[str]:
-        """jieba words and adjacent-word bigrams."""
-        if self._words is None:
-            self._words = word_bigrams(tokenize(self.text))
-        return self._words
+    def words(self, max_chars: int | None = None) -> list[str]:
+        """jieba words and adjacent-word bigrams (of the first ``max_chars`` characters)."""
+        key = ("words", max_chars)
+        if key not in self._cache:
+            self._cache[key] = word_bigrams(tokenize(self.text[:max_chars]))
+        return self._cache[key]
 
-    def char_grams(self, ngram_range=(1, 3)) -> tuple[np.ndarray, np.ndarray]:
+    def char_grams(self, ngram_range=(1, 3), max_chars: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sorted unique packed n-gram keys (see :func:`ngram_keys`) and their counts."""
-        key = tuple(ngram_range)
-        if key not in self._grams:
-            self._grams[key] = np.unique(ngram_keys(self.text, key), return_counts=True)
-        return self._grams[key]
+        key = (tuple(ngram_range), max_chars)
+        if key not in self._cache:
+            self._cache[key] = np.unique(ngram_keys(self.text[:max_chars], key[0]), return_counts=True)
+        return self._cache[key]
 
 
 def as_docs(X) -> list[Doc]:

@@ -39,12 +39,17 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
     char_ngram_range : tuple, default (1, 3)
     min_df : int, default 2
     max_char_features : int or None, default 300000
+    max_chars : int or None, default None
+        Read only the first ``max_chars`` characters of each text (None: all).
     """
 
-    def __init__(self, *, char_ngram_range=(1, 3), min_df=2, max_char_features=300_000):
+    max_chars = None  # models saved before the parameter existed read whole texts
+
+    def __init__(self, *, char_ngram_range=(1, 3), min_df=2, max_char_features=300_000, max_chars=None):
         self.char_ngram_range = char_ngram_range
         self.min_df = min_df
         self.max_char_features = max_char_features
+        self.max_chars = max_chars
 
     def fit(self, X, y=None):
         self.fit_transform(X, y)
@@ -55,8 +60,8 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
         min_df = self.min_df if len(docs) >= 50 else 1
         self.word_ = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df)
         self.char_ = CharNgramTfidf(ngram_range=tuple(self.char_ngram_range), min_df=min_df,
-                                    max_features=self.max_char_features)
-        W = self.word_.fit_transform([d.words for d in docs])
+                                    max_features=self.max_char_features, max_chars=self.max_chars)
+        W = self.word_.fit_transform([d.words(self.max_chars) for d in docs])
         C = self.char_.fit_transform(docs)
         self.n_features_out_ = W.shape[1] + C.shape[1]
         return sp.hstack([W, C], format="csr", dtype=np.float32)
@@ -67,7 +72,8 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
         vocab, idf = self.word_.vocabulary_, self.word_.idf_
         rows = []
         for d in docs:
-            ids = np.fromiter(map(vocab.get, d.words, repeat(-1)), dtype=np.int64, count=len(d.words))
+            words = d.words(self.max_chars)
+            ids = np.fromiter(map(vocab.get, words, repeat(-1)), dtype=np.int64, count=len(words))
             idx, n = np.unique(ids[ids >= 0], return_counts=True)
             rows.append((idx, unit((1.0 + np.log(n)) * idf[idx])))
         return rows

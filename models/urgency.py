@@ -234,6 +234,11 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         Out-of-fold recall of critical appeals that the alert must reach.
     max_features : int, default 50000
         Character n-grams kept.
+    max_chars : int or None, default None
+        The character n-grams read the first ``max_chars`` characters (None: all); the cues
+        always read the whole text. Off by default: on the real labels a 1,500-character
+        window cost 0.007 of macro-F1 (0.576 vs 0.584, grouped 5-fold CV), and a late
+        sentence can be the one that makes an appeal urgent.
     threshold_folds : int, default 5
     random_state : int or None, default 0
 
@@ -246,8 +251,11 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
     ['critical', 'routine']
     """
 
-    def __init__(self, *, C=3.0, cue_weight=1.0, critical_recall=0.9, max_features=50_000, threshold_folds=5,
-                 random_state=0):
+    max_chars = None  # models saved before the parameter existed read whole texts
+
+    def __init__(self, *, C=3.0, cue_weight=1.0, critical_recall=0.9, max_features=50_000, max_chars=None,
+                 threshold_folds=5, random_state=0):
+        self.max_chars = max_chars
         self.C = C
         self.cue_weight = cue_weight
         self.critical_recall = critical_recall
@@ -269,7 +277,8 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         return csr_from_rows(rows, offset + cues.shape[1])
 
     def _fit_heads(self, docs, found, y):
-        vec = CharNgramTfidf(min_df=2 if len(docs) >= 50 else 1, max_features=self.max_features).fit(docs)
+        vec = CharNgramTfidf(min_df=2 if len(docs) >= 50 else 1, max_features=self.max_features,
+                             max_chars=self.max_chars).fit(docs)
         F = self._features(vec, docs, found)
         crit = y == "critical"
         up = y != "routine"

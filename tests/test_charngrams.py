@@ -46,7 +46,7 @@ def test_word_char_features_match_scikit_learn_blocks():
     f = WordCharTfidf(min_df=1).fit(DOCS)
     new = DOCS + ["新文本 暖气不热", ""]
     docs = [Doc(t) for t in new]
-    ref = sp.hstack([f.word_.transform([d.words for d in docs]), f.char_.transform([d.text for d in docs])])
+    ref = sp.hstack([f.word_.transform([d.words() for d in docs]), f.char_.transform([d.text for d in docs])])
     np.testing.assert_allclose(f.transform(new).toarray(), ref.toarray(), rtol=1e-6)
     np.testing.assert_allclose(f.transform(docs).toarray(), f.transform(new).toarray())
     np.testing.assert_allclose(f.fit_transform(DOCS).toarray(), f.transform(DOCS).toarray(), rtol=1e-6)
@@ -61,3 +61,27 @@ def test_linear_scores_equal_decision_function():
     for y in ([0, 1, 0, 1, 1, 0], [0, 1, 2, 0, 1, 2]):
         svm = LinearSVC().fit(X, y)
         np.testing.assert_allclose(linear_scores(svm, X), svm.decision_function(X), rtol=1e-6)
+
+
+def test_text_window_reads_only_the_first_max_chars():
+    from models.doc import Doc
+    from models.features import WordCharTfidf
+
+    long = DOCS[0] + "。" + "与本诉求无关的很长的经过和细节" * 20
+    for vec in (CharNgramTfidf(min_df=1, max_chars=14), WordCharTfidf(min_df=1, max_chars=14)):
+        vec.fit(DOCS + [long])
+        windowed = vec.transform([long, Doc(long)])
+        head = vec.transform([long[:14], Doc(Doc(long).text[:14], normalised=True)])
+        assert (abs(windowed - head)).max() == 0  # strings and Docs alike (the tail is in the vocabulary)
+
+
+def test_models_saved_before_the_window_existed_read_whole_texts():
+    import pickle
+
+    vec = CharNgramTfidf(min_df=1).fit(DOCS)
+    state = vec.__getstate__()
+    del state["max_chars"]  # what a bundle pickled before the parameter holds
+    old = CharNgramTfidf.__new__(CharNgramTfidf)
+    old.__setstate__(state)
+    assert old.max_chars is None
+    assert (abs(pickle.loads(pickle.dumps(old)).transform(DOCS) - vec.transform(DOCS))).max() == 0

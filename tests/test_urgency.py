@@ -70,6 +70,15 @@ def test_prefilter_finds_exactly_what_every_pattern_finds(source, demo_frame):
     assert sum(bool(LEX.find(t)) for t in texts) > len(texts) // 10  # the comparison saw cues fire
 
 
+def test_cues_read_beyond_the_text_window():
+    X = ["楼道里有很浓的煤气味", "暖气不热已经三天", "建议增加公交线路"] * 6
+    m = UrgencyModel(threshold_folds=3, max_chars=8).fit(X, ["critical", "urgent", "routine"] * 6)
+    tail = "请问公交线路怎么调整，" * 3 + "另外楼道里有煤气味"
+    (out,) = m.explain([tail])
+    assert any(c["cue"] == "燃气泄漏" and c["start"] > 8 for c in out["urgency_cues"])
+    assert out["urgency"] == "critical" or out["possible_critical"]
+
+
 def test_a_cue_pattern_the_prefilter_cannot_take_still_runs():
     from corpora.rules import PatternSet
 
