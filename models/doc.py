@@ -51,18 +51,22 @@ class Doc:
         self.text = text if normalised else normalise(text)
         self._cache = {}
 
+    def _window(self, max_chars: int | None) -> int | None:
+        """The cache key of a window: None when it holds the whole text (shared by all such)."""
+        return None if max_chars is None or max_chars >= len(self.text) else max_chars
+
     def words(self, max_chars: int | None = None) -> list[str]:
         """jieba words and adjacent-word bigrams (of the first ``max_chars`` characters)."""
-        key = ("words", max_chars)
+        key = ("words", self._window(max_chars))
         if key not in self._cache:
-            self._cache[key] = word_bigrams(tokenize(self.text[:max_chars]))
+            self._cache[key] = word_bigrams(tokenize(self.text[:key[1]]))
         return self._cache[key]
 
     def char_grams(self, ngram_range=(1, 3), max_chars: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sorted unique packed n-gram keys (see :func:`ngram_keys`) and their counts."""
-        key = (tuple(ngram_range), max_chars)
+        key = (tuple(ngram_range), self._window(max_chars))
         if key not in self._cache:
-            self._cache[key] = np.unique(ngram_keys(self.text[:max_chars], key[0]), return_counts=True)
+            self._cache[key] = np.unique(ngram_keys(self.text[:key[1]], key[0]), return_counts=True)
         return self._cache[key]
 
 
