@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db import Appeal, AuditLog, Label, ModelVersion, Prediction
+from service.db import Appeal, AuditLog, Label, ModelVersion, Prediction, utcnow
 
 __all__ = ["ConflictError", "register_model", "ingest", "list_appeals", "get_detail", "add_labels",
            "encode_cursor", "decode_cursor"]
@@ -26,6 +27,50 @@ def register_model(session: Session, *, version: str, path: str, manifest: dict)
             session.commit()
         except IntegrityError:  # another worker registered it first
             session.rollback()
+
+
+class _DriverInsert:
+    """A multi-row INSERT run through the database driver's ``executemany``.
+
+    The SQL and the value conversions are SQLAlchemy's own (the statement compiled for the
+    dialect, each column type's bind processor), so rows read back exactly as a Core
+    INSERT would have written them (tests/test_store.py); what is skipped is Core's
+    per-statement machinery, which cost ~4× the driver's own time on the service's small
+    groups (storing one appeal: ~1.2 vs ~0.3 ms of CPU on SQLite, a one-off timing).
+    """
+
+    def __init__(self, table: Table, dialect, columns: tuple[str, ...]):
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
+        if compiled.escaped_bind_names:
+            raise ValueError(f"{table.name}: column names need escaping; use a Core insert")
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.keys = list(compiled.positiontup) if compiled.positional else list(columns)
+        if set(self.keys) != set(columns):
+            raise ValueError(f"{table.name}: the compiled INSERT binds {self.keys}, not {list(columns)}")
+        self.procs = [(k, table.c[k].type.dialect_impl(dialect).bind_processor(dialect)) for k in self.keys]
+
+    def __call__(self, conn: Connection, rows: list[dict]) -> None:
+        if self.positional:
+            params = [tuple(p(r[k]) if p else r[k] for k, p in self.procs) for r in rows]
+        else:
+            params = [{k: p(r[k]) if p else r[k] for k, p in self.procs} for r in rows]
+        cursor = conn.connection.cursor()  # the DBAPI connection of conn's open transaction
+        try:
+            cursor.executemany(self.sql, params)
+        finally:
+            cursor.close()
+
+
+@lru_cache(maxsize=16)
+def _driver_insert(table: Table, dialect, columns: tuple[str, ...]) -> _DriverInsert:
+    return _DriverInsert(table, dialect, columns)
+
+
+_APPEAL_COLUMNS = ("id", "time", "title", "text", "district", "user", "channel", "category", "urgency",
+                   "needs_review", "received_at")
+_PREDICTION_COLUMNS = ("appeal_id", "model_version", "category", "confidence", "scores", "urgency", "urgency_score",
+                       "cues", "deadlines", "needs_review", "department", "topic", "created_at")
 
 
 def _prediction(appeal_id: str, tag: dict) -> dict:
@@ -45,7 +90,8 @@ def ingest(session: Session | Connection, *, appeals: list[dict], tags: list[dic
     Re-sending an id with the same content is a no-op (``created=False``); with
     different content it raises :class:`ConflictError` and nothing is stored.
     Returns only after the commit, so an acknowledged appeal is durable. Rows go in as
-    one Core INSERT per table (executemany), not one ORM object per row.
+    one INSERT per table through the driver's executemany (see :class:`_DriverInsert`),
+    not one ORM object per row.
     """
     ids = [a["id"] for a in appeals]
     if len(set(ids)) != len(ids):
@@ -62,18 +108,22 @@ def ingest(session: Session | Connection, *, appeals: list[dict], tags: list[dic
     if existing and version:
         have_pred = set(session.scalars(select(Prediction.appeal_id).where(
             Prediction.appeal_id.in_(list(existing)), Prediction.model_version == version)))
+    now = utcnow()
     new_appeals, predictions, created = [], [], []
     for a, tag in zip(appeals, tags):
         created.append(a["id"] not in existing)
         if a["id"] not in existing:
-            new_appeals.append({**a, "title": a.get("title") or None, "category": tag["category"],
-                                "urgency": tag.get("urgency"), "needs_review": tag["needs_review"]})
+            new_appeals.append({**{k: a.get(k) for k in _APPEAL_COLUMNS}, "title": a.get("title") or None,
+                                "category": tag["category"], "urgency": tag.get("urgency"),
+                                "needs_review": tag["needs_review"], "received_at": now})
         if a["id"] not in have_pred:
-            predictions.append(_prediction(a["id"], tag))
+            predictions.append({**_prediction(a["id"], tag), "created_at": now})
+    # The SELECT above began the transaction these INSERTs join; commit() ends it.
+    conn = session.connection() if isinstance(session, Session) else session
     if new_appeals:
-        session.execute(insert(Appeal.__table__), new_appeals)
+        _driver_insert(Appeal.__table__, conn.dialect, _APPEAL_COLUMNS)(conn, new_appeals)
     if predictions:
-        session.execute(insert(Prediction.__table__), predictions)
+        _driver_insert(Prediction.__table__, conn.dialect, _PREDICTION_COLUMNS)(conn, predictions)
     session.commit()
     return created
 

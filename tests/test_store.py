@@ -1,0 +1,52 @@
+"""Storage: rows written through the driver read back as a Core INSERT writes them."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import insert, select
+
+from service import store
+from service.db import Appeal, ModelVersion, Prediction, make_engine, upgrade
+from tests.service_utils import database_urls, fresh_url
+
+TAG = {"model_version": "v1", "category": "城乡建设", "confidence": 0.91, "needs_review": False,
+       "category_scores": {"城乡建设": 0.91, "环境保护": 0.09}, "urgency": "urgent", "urgency_score": 0.7,
+       "urgency_cues": [{"cue": "停暖", "kind": "basic_need", "start": 2, "end": 4, "match": "不热", "negated": False}],
+       "deadlines": {"contact_within_hours": 1.0, "finish_by": "2025-01-09T09:00:00"},
+       "department": "市城市管理局(供热办)", "topic": "冬季采暖"}
+
+
+def _appeal(i):
+    return {"id": f"A-{i}", "time": datetime(2025, 1, 6, 9, 0, tzinfo=timezone(timedelta(hours=8))),
+            "title": "暖气 😡", "text": "小区暖气不热，家里只有十三度\u3000", "district": "历下区", "user": None,
+            "channel": "12345"}
+
+
+def _columns(row, table, skip):
+    return {c.key: getattr(row, c.key) for c in table.columns if c.key not in skip}
+
+
+@pytest.mark.parametrize("kind", database_urls())
+def test_driver_rows_read_back_as_core_rows(kind, tmp_path):
+    url = fresh_url(kind, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        c.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
+        c.commit()
+        assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [True]  # through the driver
+        now = datetime.now(timezone.utc)
+        c.execute(insert(Appeal.__table__), [{**_appeal(2), "category": TAG["category"], "urgency": TAG["urgency"],
+                                             "needs_review": False, "received_at": now}])
+        c.execute(insert(Prediction.__table__), [{**store._prediction("A-2", TAG), "created_at": now}])
+        c.commit()
+        a1, a2 = c.execute(select(Appeal).order_by(Appeal.seq)).all()
+        p1, p2 = c.execute(select(Prediction).order_by(Prediction.id)).all()
+        assert _columns(a1, Appeal.__table__, {"seq", "id", "received_at"}) == \
+            _columns(a2, Appeal.__table__, {"seq", "id", "received_at"})
+        assert _columns(p1, Prediction.__table__, {"id", "appeal_id", "created_at"}) == \
+            _columns(p2, Prediction.__table__, {"id", "appeal_id", "created_at"})
+        assert p1.scores == TAG["category_scores"] and p1.cues == TAG["urgency_cues"]
+        assert type(a1.received_at) is type(a2.received_at)
+        assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [False]  # idempotent
+        assert len(c.execute(select(Prediction.id)).all()) == 2
+    engine.dispose()
