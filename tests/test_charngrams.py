@@ -85,3 +85,12 @@ def test_models_saved_before_the_window_existed_read_whole_texts():
     old.__setstate__(state)
     assert old.max_chars is None
     assert (abs(pickle.loads(pickle.dumps(old)).transform(DOCS) - vec.transform(DOCS))).max() == 0
+
+
+def test_lookup_table_is_rebuilt_not_saved():
+    import pickle
+
+    vec = CharNgramTfidf(min_df=1).fit(DOCS)
+    before = vec.transform(DOCS)
+    assert "_index" in vec.__dict__ and "_index" not in vec.__getstate__()
+    assert (abs(pickle.loads(pickle.dumps(vec)).transform(DOCS) - before)).max() == 0
