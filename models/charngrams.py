@@ -9,8 +9,8 @@ was bound by scikit-learn's per-n-gram Python loop (docs/adr/0002-category-model
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
+from pandas._libs.hashtable import Int64HashTable
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -98,14 +98,18 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
     def _columns(self, keys: np.ndarray) -> np.ndarray:
         """Column of each packed n-gram, -1 where it is not in the vocabulary.
 
-        A hash table (pandas' Index engine), built on first use and not saved with the model:
-        ~30% faster than a binary search over the sorted keys at tagging time.
+        A hash table of the int64 keys (pandas' ``Int64HashTable``; pandas is pinned and
+        tests/test_charngrams.py checks it against scikit-learn), built on first use and not
+        saved with the model: 12 vs 104 µs for a binary search over 300,000 sorted keys with
+        800 n-grams (a one-off timing).
         """
-        index = self.__dict__.get("_index")
-        if index is None:
+        table = self.__dict__.get("_index")
+        if table is None:
             check_is_fitted(self, "keys_")
-            index = self.__dict__["_index"] = pd.Index(self.keys_)
-        return index.get_indexer(keys)
+            table = Int64HashTable(len(self.keys_))
+            table.map_locations(self.keys_)
+            self.__dict__["_index"] = table
+        return table.lookup(keys)
 
     def __getstate__(self):
         state = super().__getstate__()
