@@ -67,6 +67,8 @@ class CueLexicon:
         self.kinds = sorted({c.kind for c in cues})
         self.feature_names = [f"{c.kind}:{c.cue}" for c in cues] + [f"kind:{k}" for k in self.kinds]
         self.prefilter = PatternSet([c.pattern for c in cues])
+        self._column = {f"{c.kind}:{c.cue}": i for i, c in enumerate(cues)}
+        self._kind_column = {k: len(cues) + i for i, k in enumerate(self.kinds)}
 
     def __setstate__(self, state):  # bundles pickled before the prefilter existed load too
         self.__init__(state["cues"])
@@ -84,15 +86,13 @@ class CueLexicon:
 
     def features(self, found_per_text: list[list[dict]]) -> np.ndarray:
         """Per text: log1p count of each non-negated cue, then of each cue kind."""
-        index = {f"{c.kind}:{c.cue}": i for i, c in enumerate(self.cues)}
-        kind_index = {k: len(self.cues) + i for i, k in enumerate(self.kinds)}
         X = np.zeros((len(found_per_text), len(self.feature_names)))
         for r, found in enumerate(found_per_text):
             for f in found:
                 if f["negated"]:
                     continue
-                X[r, index[f"{f['kind']}:{f['cue']}"]] += 1
-                X[r, kind_index[f["kind"]]] += 1
+                X[r, self._column[f"{f['kind']}:{f['cue']}"]] += 1
+                X[r, self._kind_column[f["kind"]]] += 1
         return np.log1p(X)
 
 
