@@ -34,11 +34,14 @@ def test_driver_rows_read_back_as_core_rows(kind, tmp_path):
         c.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
         c.commit()
         assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [True]  # through the driver
+        with engine.connect() as other:  # committed: another connection sees it
+            assert other.execute(select(Appeal.id)).scalars().all() == ["A-1"]
         now = datetime.now(timezone.utc)
         c.execute(insert(Appeal.__table__), [{**_appeal(2), "category": TAG["category"], "urgency": TAG["urgency"],
                                              "needs_review": False, "received_at": now}])
         c.execute(insert(Prediction.__table__), [{**store._prediction("A-2", TAG), "created_at": now}])
         c.commit()
+    with engine.connect() as c:  # another connection: what was committed
         a1, a2 = c.execute(select(Appeal).order_by(Appeal.seq)).all()
         p1, p2 = c.execute(select(Prediction).order_by(Prediction.id)).all()
         assert _columns(a1, Appeal.__table__, {"seq", "id", "received_at"}) == \
