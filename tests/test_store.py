@@ -53,3 +53,27 @@ def test_driver_rows_read_back_as_core_rows(kind, tmp_path):
         assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [False]  # idempotent
         assert len(c.execute(select(Prediction.id)).all()) == 2
     engine.dispose()
+
+
+def test_api_bench_runs_in_a_scratch_postgres_database():
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    from service.bench import _fresh_postgres
+
+    url = os.environ.get("SUQIU_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SUQIU_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server and sets it)")
+    with _fresh_postgres(url) as (scratch, fresh):
+        assert fresh and scratch != url
+        name = scratch.rsplit("/", 1)[1]
+        upgrade(scratch)
+        engine = make_engine(scratch)
+        with engine.connect() as c:
+            assert c.execute(select(Appeal.id)).all() == []
+        engine.dispose()
+    admin = create_engine(url)
+    with admin.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}).scalar() == 0
+    admin.dispose()
