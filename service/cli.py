@@ -291,7 +291,6 @@ def cmd_serve(args) -> int:
     settings = Settings()  # fail here, not in a worker, on bad settings
     if args.workers > 1:
         from service.db import upgrade
-
         from service.workers import serve_workers
 
         upgrade(settings.database_url)  # once, before the workers race to do it

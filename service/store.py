@@ -71,10 +71,10 @@ def _stored_texts(conn: Connection, ids: list[str]) -> dict[str, tuple[str, str 
     """(text, title) of the appeals among ``ids`` already stored, read through the driver:
     building and running the equivalent Core SELECT cost more than the query itself."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"SELECT id, text, title FROM {Appeal.__tablename__} WHERE id IN ({', '.join([mark] * len(ids))})"
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(f"SELECT id, text, title FROM {Appeal.__tablename__} WHERE id IN ({', '.join([mark] * len(ids))})",
-                       ids)
+        cursor.execute(sql, ids)
         return {i: (text, title or None) for i, text, title in cursor.fetchall()}
     finally:
         cursor.close()
