@@ -121,11 +121,14 @@ def serve_workers(*, host: str, port: int, workers: int) -> int:
     with selectors.DefaultSelector() as sel:
         sel.register(listener, selectors.EVENT_READ)
         while not stopping:
-            gone = [(ch, p) for ch, p in channels if not p.is_alive()]
-            for ch, p in gone:
-                log.error("worker %s exited (code %s); %d left", p.pid, p.exitcode, len(channels) - len(gone))
-                ch.close()
-            channels = [(ch, p) for ch, p in channels if p.is_alive()]
+            alive = []
+            for ch, p in channels:
+                if p.is_alive():
+                    alive.append((ch, p))
+                else:
+                    log.error("worker %s exited (code %s)", p.pid, p.exitcode)
+                    ch.close()
+            channels = alive
             if not channels:
                 status = 1
                 break
