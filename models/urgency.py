@@ -328,7 +328,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 if f > best[0]:
                     best = (f, float(tc), float(tu))
         self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = best
-        hazard = np.array([any(c["level"] == "critical" and not c["negated"] for c in f) for f in found])
+        hazard = np.array([_live_critical_cue(f) for f in found])
         self.alert_threshold_ = _alert_threshold(pc, y == "critical", hazard | (pc >= self.critical_threshold_),
                                                  self.critical_recall, self.critical_threshold_)
         self.vectorizer_, self.critical_head_, self.urgent_head_ = self._fit_heads(docs, found, y)
@@ -365,7 +365,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         out = []
         for i, level in enumerate(levels):
             cues = found[i]
-            hazard = any(c["level"] == "critical" and not c["negated"] for c in cues)
+            hazard = _live_critical_cue(cues)
             possible_critical = bool(level != "critical" and (pc[i] >= self.alert_threshold_ or hazard))
             score = float(pc[i]) if level == "critical" else float(pu[i])
             out.append({
@@ -378,6 +378,11 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 "deadlines": sla.deadlines(str(level), received_at[i]),
             })
         return out
+
+
+def _live_critical_cue(cues: list[dict]) -> bool:
+    """A critical cue fired and is not negated: the alert goes up whatever the scores say."""
+    return any(c["level"] == "critical" and not c["negated"] for c in cues)
 
 
 def _reason(level, cues) -> str:
