@@ -134,26 +134,20 @@ def _fresh_postgres(url: str):
     """A new database on the server at ``url`` for one run, dropped afterwards: each run
     starts empty, like the SQLite one (a database grown by earlier runs measured index
     inserts into hundreds of thousands of rows). Without the CREATEDB right, ``url`` itself."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    name = f"suqiu_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    from service.db import create_scratch_database, drop_database
+
     try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch = create_scratch_database(url, "suqiu_bench")
     except SQLAlchemyError as err:
         log.warning("cannot create a scratch database (%s); benchmarking in the given one", err.__class__.__name__)
-        admin.dispose()
         yield url, False
         return
     try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False), True
+        yield scratch, True
     finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(scratch)
 
 
 def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requests=4000, batch_requests=64) -> dict:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine,
                         event)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "Appeal", "Prediction", "Label", "ModelVersion", "ApiKey", "AuditLog", "make_engine",
-           "WriteLock", "upgrade", "utcnow"]
+           "WriteLock", "upgrade", "utcnow", "sqlite_path", "create_scratch_database", "drop_database"]
 
 
 def utcnow() -> datetime:
@@ -107,10 +107,46 @@ class AuditLog(Base):
     detail: Mapped[dict | None] = mapped_column(JSON)
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file behind a SQLite URL; None for other databases and in-memory SQLite.
+
+    >>> sqlite_path("sqlite:///var/suqiu.db"), sqlite_path("sqlite://"), sqlite_path("postgresql://h/db")
+    ('var/suqiu.db', None, None)
+    """
+    u = make_url(url)
+    return u.database if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+
+
+def create_scratch_database(url: str, prefix: str) -> str:
+    """Create an empty database named ``<prefix>_<random>`` on the PostgreSQL server of
+    ``url`` (the role needs CREATEDB) and return its URL; :func:`drop_database` removes it."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url``, connecting to the server's ``postgres`` database."""
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = sqlite_path(url)
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -139,8 +175,8 @@ class WriteLock:
     def __init__(self, url: str):
         self._thread = threading.Lock()
         self._fd = None
-        path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
-        if path and path != ":memory:":
+        path = sqlite_path(url)
+        if path:
             self._fd = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self):

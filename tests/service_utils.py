@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
@@ -19,12 +18,6 @@ def database_urls(tmp_path_factory=None) -> list:
 def fresh_url(kind: str, tmp_path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'suqiu.db'}"
-    base = os.environ["SUQIU_TEST_POSTGRES_URL"]
-    from sqlalchemy import create_engine, text
+    from service.db import create_scratch_database
 
-    name = "t_" + uuid.uuid4().hex[:12]
-    eng = create_engine(base, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    eng.dispose()
-    return base.rsplit("/", 1)[0] + "/" + name
+    return create_scratch_database(os.environ["SUQIU_TEST_POSTGRES_URL"], "t")
