@@ -77,3 +77,32 @@ def test_api_bench_runs_in_a_scratch_postgres_database():
     with admin.connect() as c:
         assert c.execute(text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}).scalar() == 0
     admin.dispose()
+
+
+@pytest.mark.parametrize("kind", database_urls())
+def test_an_id_committed_by_another_writer_meanwhile_is_not_created_twice(kind, tmp_path):
+    """The INSERT of an id that another transaction stores first waits for it, fails, and
+    the appeal is then stored as a re-send: ``created`` False, one row, its prediction added."""
+    import threading
+    import time
+
+    url = fresh_url(kind, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
+        first.commit()
+        now = datetime.now(timezone.utc)
+        first.execute(insert(Appeal.__table__), [{**_appeal(1), "category": TAG["category"], "urgency": None,
+                                                  "needs_review": False, "received_at": now}])
+        result = {}
+        racer = threading.Thread(target=lambda: result.update(
+            created=store.ingest(second, appeals=[_appeal(1), _appeal(2)], tags=[TAG, TAG])))
+        racer.start()
+        time.sleep(0.3)  # the racer's INSERT is now waiting on the first writer's lock
+        first.commit()
+        racer.join(timeout=30)
+        assert result["created"] == [False, True]
+        assert sorted(first.execute(select(Appeal.id)).scalars()) == ["A-1", "A-2"]
+        assert sorted(first.execute(select(Prediction.appeal_id)).scalars()) == ["A-1", "A-2"]
+    engine.dispose()
