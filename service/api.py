@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = sessionmaker(engine, expire_on_commit=False)
         app.state.write_lock = WriteLock(settings.database_url)
-        app.state.ingest = GroupCommitter(partial(ingest_group, app.state), max_appeals=settings.max_batch)
+        app.state.ingest = GroupCommitter(partial(ingest_group, app.state), max_appeals=settings.max_batch,
+                                          linger=settings.group_linger_ms / 1000)
         with app.state.sessions() as s:
             store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
         log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))

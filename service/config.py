@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = None  # default: the registry's CURRENT version
     max_text_chars: int = 20_000
     max_batch: int = 1_000
+    group_linger_ms: float = 3.0
     max_body_bytes: int = 8 * 1024 * 1024
     page_size_max: int = 500
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
