@@ -19,7 +19,7 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
+import httpx2
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,9 @@ def start_server(url, model_dir, *, workers=1, role="admin"):
     base = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+            if httpx2.get(base + "/readyz", timeout=1).status_code == 200:
                 return proc, base, key
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.25)
     proc.terminate()

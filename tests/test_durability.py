@@ -3,7 +3,7 @@ import signal
 import threading
 import time
 
-import httpx
+import httpx2
 import psutil
 import pytest
 from sqlalchemy import func, select
@@ -23,13 +23,13 @@ def test_sigkill_mid_stream_loses_no_acknowledged_appeal(kind, tmp_path, demo_bu
         acked, lock, stop = [], threading.Lock(), threading.Event()
 
         def stream(worker: int):
-            with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=10) as c:
+            with httpx2.Client(base_url=base, headers={"X-API-Key": key}, timeout=10) as c:
                 i = 0
                 while not stop.is_set():
                     aid = f"W{worker}-{i}"
                     try:
                         r = c.post("/v1/appeals", json={"id": aid, "text": f"小区暖气不热第{i}次反映，家里很冷"})
-                    except httpx.TransportError:
+                    except httpx2.TransportError:
                         return  # the server died mid-request: not acknowledged
                     if r.status_code == 200:
                         with lock:
@@ -62,11 +62,11 @@ def test_sigkill_mid_stream_loses_no_acknowledged_appeal(kind, tmp_path, demo_bu
 def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
     server, base, _ = start_server(f"sqlite:///{tmp_path / 'w.db'}", demo_bundle.path, workers=2)
     try:
-        with httpx.Client(base_url=base) as c:
+        with httpx2.Client(base_url=base) as c:
             assert all(c.get("/healthz").json() == {"status": "ok"} for _ in range(10))
             assert all(c.get("/readyz").status_code == 200 for _ in range(10))
         # the parent hands connections to the workers in turn: 24 connections, 12 each
-        clients = [httpx.Client(base_url=base) for _ in range(24)]
+        clients = [httpx2.Client(base_url=base) for _ in range(24)]
         try:
             assert all(c.get("/healthz").status_code == 200 for c in clients)
             workers = psutil.Process(server.pid).children()
@@ -79,8 +79,8 @@ def test_multi_worker_serve_answers_and_stops_cleanly(tmp_path, demo_bundle):
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
-    with pytest.raises(httpx.TransportError):
-        httpx.get(base + "/healthz", timeout=1)
+    with pytest.raises(httpx2.TransportError):
+        httpx2.get(base + "/healthz", timeout=1)
 
 
 def test_multi_worker_serve_survives_a_dead_worker(tmp_path, demo_bundle):
@@ -91,7 +91,7 @@ def test_multi_worker_serve_survives_a_dead_worker(tmp_path, demo_bundle):
         first.wait(timeout=10)
         # new connections go to the worker left, whichever one's turn it was
         for _ in range(6):
-            assert httpx.get(base + "/healthz", timeout=5).status_code == 200
+            assert httpx2.get(base + "/healthz", timeout=5).status_code == 200
         second.kill()
         assert server.wait(timeout=10) == 1  # no worker left: the server stops with an error
     finally:
