@@ -57,7 +57,8 @@ class Prediction(Base):
     """One model version's tags for one appeal; kept per version, never overwritten."""
     __tablename__ = "predictions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    appeal_id: Mapped[str] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"), index=True)
+    # looked up by the unique (appeal_id, model_version) index below; no index of its own
+    appeal_id: Mapped[str] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"))
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"))
     category: Mapped[str] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)

@@ -106,3 +106,20 @@ def test_an_id_committed_by_another_writer_meanwhile_is_not_created_twice(kind, 
         assert sorted(first.execute(select(Appeal.id)).scalars()) == ["A-1", "A-2"]
         assert sorted(first.execute(select(Prediction.appeal_id)).scalars()) == ["A-1", "A-2"]
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", database_urls())
+def test_the_migrations_build_the_schema_the_models_declare(kind, tmp_path):
+    """`alembic upgrade head` leaves nothing for autogenerate to add, drop or change."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from service.db import Base
+
+    url = fresh_url(kind, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+    engine.dispose()
+    assert diff == []
