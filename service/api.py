@@ -230,7 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return out
 
     def records_of(body, limit: int) -> list[dict]:
-        items = body.appeals if hasattr(body, "appeals") else [body]
+        # isinstance, not hasattr: a missing attribute costs pydantic a raised AttributeError
+        items = body.appeals if isinstance(body, (AppealBatch, ClassifyBatch)) else [body]
         if len(items) > limit:
             raise HTTPException(413, f"batch of {len(items)} appeals; the maximum is {limit} per request")
         out = []
