@@ -55,11 +55,18 @@ class Doc:
         """The cache key of a window: None when it holds the whole text (shared by all such)."""
         return None if max_chars is None or max_chars >= len(self.text) else max_chars
 
+    def tokens(self, max_chars: int | None = None) -> list[str]:
+        """jieba words (of the first ``max_chars`` characters)."""
+        key = ("tokens", self._window(max_chars))
+        if key not in self._cache:
+            self._cache[key] = tokenize(self.text[:key[1]])
+        return self._cache[key]
+
     def words(self, max_chars: int | None = None) -> list[str]:
         """jieba words and adjacent-word bigrams (of the first ``max_chars`` characters)."""
         key = ("words", self._window(max_chars))
         if key not in self._cache:
-            self._cache[key] = word_bigrams(tokenize(self.text[:key[1]]))
+            self._cache[key] = word_bigrams(self.tokens(max_chars))
         return self._cache[key]
 
     def char_grams(self, ngram_range=(1, 3), max_chars: int | None = None) -> tuple[np.ndarray, np.ndarray]:

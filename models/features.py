@@ -5,6 +5,7 @@ from itertools import repeat
 
 import numpy as np
 import scipy.sparse as sp
+from pandas._libs.hashtable import Int64HashTable
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
@@ -66,14 +67,58 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
         self.n_features_out_ = W.shape[1] + C.shape[1]
         return sp.hstack([W, C], format="csr", dtype=np.float32)
 
+    def _bigram_index(self):
+        """(hash table of packed word-id pairs, their columns): bigram columns found from the
+        two words' ids, without building and hashing the ``a_b`` string for every adjacent pair.
+
+        Exact when no vocabulary term holds two ``_``: then a pair's joined string is in the
+        vocabulary only if both words are (a bigram's document frequency is at most each of
+        its words', and ``min_df`` is the only pruning) and it splits one way. Otherwise None,
+        and the strings are looked up. Built on first use, not saved (like the n-gram table).
+        """
+        if "_bigrams" not in self.__dict__:
+            vocab = self.word_.vocabulary_
+            index = None
+            if not any(t.count("_") > 1 for t in vocab):
+                pairs, columns = [], []
+                for term, col in vocab.items():
+                    a, sep, b = term.partition("_")
+                    if sep and a in vocab and b in vocab:
+                        pairs.append((vocab[a] << 32) | vocab[b])
+                        columns.append(col)
+                table = Int64HashTable(len(pairs))
+                table.map_locations(np.array(pairs, dtype=np.int64))
+                index = (table, np.array(columns, dtype=np.int64))
+            self.__dict__["_bigrams"] = index
+        return self.__dict__["_bigrams"]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_bigrams", None)
+        return state
+
+    def _word_ids(self, doc) -> np.ndarray:
+        """Vocabulary columns of a document's words and adjacent-word bigrams (-1: not in it)."""
+        vocab = self.word_.vocabulary_
+        index = self._bigram_index()
+        if index is None:
+            words = doc.words(self.max_chars)
+            return np.fromiter(map(vocab.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+        tokens = doc.tokens(self.max_chars)
+        ids = np.fromiter(map(vocab.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        a, b = ids[:-1], ids[1:]
+        known = (a >= 0) & (b >= 0)
+        table, columns = index
+        pos = table.lookup((a[known] << 32) | b[known])
+        return np.concatenate([ids, columns[pos[pos >= 0]]])
+
     def _word_rows(self, docs) -> list[tuple[np.ndarray, np.ndarray]]:
         """The fitted word vectoriser's rows (tested equal to its ``transform``), looked up with
         one C-level ``map`` over the vocabulary instead of its per-token Python loop."""
-        vocab, idf = self.word_.vocabulary_, self.word_.idf_
+        idf = self.word_.idf_
         rows = []
         for d in docs:
-            words = d.words(self.max_chars)
-            ids = np.fromiter(map(vocab.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+            ids = self._word_ids(d)
             idx, n = np.unique(ids[ids >= 0], return_counts=True)
             rows.append((idx, unit((1.0 + np.log(n)) * idf[idx])))
         return rows

@@ -52,6 +52,26 @@ def test_word_char_features_match_scikit_learn_blocks():
     np.testing.assert_allclose(f.fit_transform(DOCS).toarray(), f.transform(DOCS).toarray(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("extra, by_ids", [([], True), (["账号user_name登录失败 error_code 12", "user_name 登录"], False)])
+def test_bigrams_found_by_word_ids_or_by_strings_match_scikit_learn(extra, by_ids):
+    """Bigram columns come from word-id pairs, or (a term with two '_', where a pair's string
+    could split two ways) from the joined strings: scikit-learn's numbers either way."""
+    import pickle
+
+    from models.doc import Doc
+    from models.features import WordCharTfidf
+
+    train = DOCS + extra
+    f = WordCharTfidf(min_df=1).fit(train)
+    new = train + ["新文本 暖气不热", "", "暖气", "user_name error_code"]
+    ref = f.word_.transform([Doc(t).words() for t in new])
+    ours = f.transform(new)[:, : ref.shape[1]]
+    np.testing.assert_allclose(ours.toarray(), ref.toarray(), rtol=1e-6)
+    assert (f.__dict__["_bigrams"] is not None) == by_ids
+    assert "_bigrams" not in f.__getstate__()
+    assert (abs(pickle.loads(pickle.dumps(f)).transform(new) - f.transform(new))).max() == 0
+
+
 def test_linear_scores_equal_decision_function():
     from sklearn.svm import LinearSVC
 
