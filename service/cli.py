@@ -14,6 +14,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 log = logging.getLogger("suqiu")
 
 EXIT_USAGE = 2
@@ -427,6 +429,14 @@ def main(argv=None) -> int:
         return args.func(args)
     except CliError as err:
         print(f"suqiu {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_DATA
+    except ValidationError as err:  # a bad SUQIU_* setting (service/config.py)
+        if err.title != "Settings":
+            raise
+        for e in err.errors():
+            name = "SUQIU_" + "_".join(str(p) for p in e["loc"]).upper()
+            print(f"suqiu {args.command}: error: setting {name}={e.get('input')!r}: {e['msg']} "
+                  "(see README, 'Settings')", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +17,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = None  # default: the registry's CURRENT version
     max_text_chars: int = 20_000
     max_batch: int = 1_000
-    group_linger_ms: float = 3.0
+    group_linger_ms: float = Field(3.0, ge=0)  # service/batcher.py
     max_body_bytes: int = 8 * 1024 * 1024
     page_size_max: int = 500
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's

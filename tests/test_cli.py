@@ -123,3 +123,13 @@ def test_bench_reports_every_figure(demo_bundle, tmp_path):
     assert all(v > 0 for v in rep["batch_appeals_per_second"].values())
     assert rep["worker_startup_seconds"] > 0 and rep["single_latency_ms"]["n"] == 10
     assert json.loads((tmp_path / "bench.json").read_text(encoding="utf-8")) == rep
+
+
+@pytest.mark.parametrize("name, value, message", [("SUQIU_GROUP_LINGER_MS", "-1", "greater than or equal to 0"),
+                                                   ("SUQIU_MAX_BATCH", "many", "valid integer")])
+def test_a_bad_setting_is_named(monkeypatch, tmp_path, capsys, name, value, message):
+    monkeypatch.setenv("SUQIU_DATABASE_URL", f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setenv(name, value)
+    assert main(["db", "upgrade"]) == 3
+    err = capsys.readouterr().err
+    assert f"setting {name}='{value}'" in err and message in err
