@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx2
 from tqdm.auto import tqdm
 
+from training.bench import CpuSteal
+
 log = logging.getLogger(__name__)
 
 
@@ -90,13 +92,14 @@ async def _drive(base, key, texts, *, clients, batch, requests, bar):
         finally:
             conn.close()
 
+    steal = CpuSteal()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     wall = time.perf_counter() - t0
     return {"clients": clients, "batch": batch, "requests": requests,
             "requests_per_second": round(requests / wall, 1),
             "appeals_per_second": round(requests * batch / wall, 1),
-            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99)}
+            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "cpu_steal_percent": steal.percent()}
 
 
 def start_server(url, model_dir, *, workers=1, role="admin"):
