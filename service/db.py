@@ -201,10 +201,10 @@ def upgrade(url: str) -> None:
     """Bring the database at ``url`` to the latest Alembic revision."""
     import logging
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before the import: it logs its plugins
+
     from alembic import command
     from alembic.config import Config
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
