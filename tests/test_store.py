@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from service import store
-from service.db import Appeal, ModelVersion, Prediction, make_engine, upgrade
+from service.db import Appeal, ModelVersion, Prediction, drop_database, make_engine, upgrade
 from tests.service_utils import database_urls, fresh_url
 
 TAG = {"model_version": "v1", "category": "城乡建设", "confidence": 0.91, "needs_review": False,
@@ -21,15 +21,23 @@ def _appeal(i):
             "channel": "12345"}
 
 
+@pytest.fixture(params=database_urls())
+def engine(request, tmp_path):
+    """An engine on a new, migrated database of each kind; a PostgreSQL one is dropped after."""
+    url = fresh_url(request.param, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    if request.param == "postgres":
+        drop_database(url)
+
+
 def _columns(row, table, skip):
     return {c.key: getattr(row, c.key) for c in table.columns if c.key not in skip}
 
 
-@pytest.mark.parametrize("kind", database_urls())
-def test_driver_rows_read_back_as_core_rows(kind, tmp_path):
-    url = fresh_url(kind, tmp_path)
-    upgrade(url)
-    engine = make_engine(url)
+def test_driver_rows_read_back_as_core_rows(engine):
     with engine.connect() as c:
         c.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
         c.commit()
@@ -52,7 +60,6 @@ def test_driver_rows_read_back_as_core_rows(kind, tmp_path):
         assert type(a1.received_at) is type(a2.received_at)
         assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [False]  # idempotent
         assert len(c.execute(select(Prediction.id)).all()) == 2
-    engine.dispose()
 
 
 def test_api_bench_runs_in_a_scratch_postgres_database():
@@ -79,16 +86,12 @@ def test_api_bench_runs_in_a_scratch_postgres_database():
     admin.dispose()
 
 
-@pytest.mark.parametrize("kind", database_urls())
-def test_an_id_committed_by_another_writer_meanwhile_is_not_created_twice(kind, tmp_path):
+def test_an_id_committed_by_another_writer_meanwhile_is_not_created_twice(engine):
     """The INSERT of an id that another transaction stores first waits for it, fails, and
     the appeal is then stored as a re-send: ``created`` False, one row, its prediction added."""
     import threading
     import time
 
-    url = fresh_url(kind, tmp_path)
-    upgrade(url)
-    engine = make_engine(url)
     with engine.connect() as first, engine.connect() as second:
         first.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
         first.commit()
@@ -105,21 +108,15 @@ def test_an_id_committed_by_another_writer_meanwhile_is_not_created_twice(kind, 
         assert result["created"] == [False, True]
         assert sorted(first.execute(select(Appeal.id)).scalars()) == ["A-1", "A-2"]
         assert sorted(first.execute(select(Prediction.appeal_id)).scalars()) == ["A-1", "A-2"]
-    engine.dispose()
 
 
-@pytest.mark.parametrize("kind", database_urls())
-def test_the_migrations_build_the_schema_the_models_declare(kind, tmp_path):
+def test_the_migrations_build_the_schema_the_models_declare(engine):
     """`alembic upgrade head` leaves nothing for autogenerate to add, drop or change."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from service.db import Base
 
-    url = fresh_url(kind, tmp_path)
-    upgrade(url)
-    engine = make_engine(url)
     with engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
-    engine.dispose()
     assert diff == []
