@@ -1,9 +1,12 @@
 """Shared fixtures. Real data lives in ../shared/corpora and is optional."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from tests.service_utils import database_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -32,3 +35,19 @@ def demo_bundle(tmp_path_factory, demo_frame):
 
     out = tmp_path_factory.mktemp("bundle") / "demo"
     return train_bundle(demo_frame, out, evaluate=False, progress=False)
+
+
+@pytest.fixture(params=database_urls())
+def database_url(request, tmp_path):
+    """The URL of a new, empty database of each kind (SQLite in ``tmp_path``; PostgreSQL when
+    SUQIU_TEST_POSTGRES_URL is set, as a scratch database dropped after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'suqiu.db'}"
+        return
+    from service.db import create_scratch_database, drop_database
+
+    url = create_scratch_database(os.environ["SUQIU_TEST_POSTGRES_URL"], "t")
+    try:
+        yield url
+    finally:
+        drop_database(url)

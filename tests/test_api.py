@@ -8,12 +8,11 @@ from service.api import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Appeal, AuditLog, Prediction, make_engine, upgrade
-from tests.service_utils import database_urls, fresh_url
 
 
-@pytest.fixture(params=database_urls())
-def env(request, tmp_path, demo_bundle):
-    url = fresh_url(request.param, tmp_path)
+@pytest.fixture
+def env(database_url, demo_bundle):
+    url = database_url
     upgrade(url)
     engine = make_engine(url)
     S = sessionmaker(engine)

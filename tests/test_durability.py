@@ -11,12 +11,10 @@ from sqlalchemy.orm import sessionmaker
 
 from service.bench import start_server
 from service.db import Appeal, make_engine
-from tests.service_utils import database_urls, fresh_url
 
 
-@pytest.mark.parametrize("kind", database_urls())
-def test_sigkill_mid_stream_loses_no_acknowledged_appeal(kind, tmp_path, demo_bundle):
-    url = fresh_url(kind, tmp_path)
+def test_sigkill_mid_stream_loses_no_acknowledged_appeal(database_url, demo_bundle):
+    url = database_url
     server, base, key = start_server(url, demo_bundle.path, role="ingest")
     engine = make_engine(url)
     try:

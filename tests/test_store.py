@@ -5,8 +5,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from service import store
-from service.db import Appeal, ModelVersion, Prediction, drop_database, make_engine, upgrade
-from tests.service_utils import database_urls, fresh_url
+from service.db import Appeal, ModelVersion, Prediction, make_engine, upgrade
 
 TAG = {"model_version": "v1", "category": "城乡建设", "confidence": 0.91, "needs_review": False,
        "category_scores": {"城乡建设": 0.91, "环境保护": 0.09}, "urgency": "urgent", "urgency_score": 0.7,
@@ -21,16 +20,13 @@ def _appeal(i):
             "channel": "12345"}
 
 
-@pytest.fixture(params=database_urls())
-def engine(request, tmp_path):
-    """An engine on a new, migrated database of each kind; a PostgreSQL one is dropped after."""
-    url = fresh_url(request.param, tmp_path)
-    upgrade(url)
-    engine = make_engine(url)
+@pytest.fixture
+def engine(database_url):
+    """An engine on a new, migrated database of each kind."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
     yield engine
     engine.dispose()
-    if request.param == "postgres":
-        drop_database(url)
 
 
 def _columns(row, table, skip):
