@@ -20,9 +20,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx2
+import psutil
 from tqdm.auto import tqdm
 
-from training.bench import CpuSteal
+from training.bench import CpuSteal, ProcessCpu
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class _Connection:
             self.writer.close()
 
 
-async def _drive(base, key, texts, *, clients, batch, requests, bar):
+async def _drive(base, key, texts, *, clients, batch, requests, bar, server_pids=()):
     lat = []
     counter = iter(range(requests))
     run = uuid.uuid4().hex[:6]
@@ -92,14 +93,17 @@ async def _drive(base, key, texts, *, clients, batch, requests, bar):
         finally:
             conn.close()
 
-    steal = CpuSteal()
+    steal, server, client = CpuSteal(), ProcessCpu(server_pids), ProcessCpu([os.getpid()])
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     wall = time.perf_counter() - t0
     return {"clients": clients, "batch": batch, "requests": requests,
             "requests_per_second": round(requests / wall, 1),
             "appeals_per_second": round(requests * batch / wall, 1),
-            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "cpu_steal_percent": steal.percent()}
+            "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "cpu_steal_percent": steal.percent(),
+            # CPU per request of the server's processes and of the load generator (which shares the cores)
+            "server_cpu_ms_per_request": round(server.seconds() / requests * 1000, 2),
+            "client_cpu_ms_per_request": round(client.seconds() / requests * 1000, 2)}
 
 
 def start_server(url, model_dir, *, workers=1, role="admin"):
@@ -165,13 +169,14 @@ def run_api_bench(*, model_dir, texts, postgres_url=None, workers=2, single_requ
         for name, url in dbs.items():
             proc, base, key = start_server(url, model_dir, workers=workers)
             try:
+                server_pids = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
                 rows = []
                 plan = [(1, 1, single_requests // 4), (16, 1, single_requests), (1, 100, batch_requests // 2),
                         (16, 100, batch_requests)]
                 for clients, batch, n in plan:
                     with tqdm(total=n, desc=f"{name}: {clients} client(s), batch {batch}", unit="req") as bar:
                         rows.append(asyncio.run(_drive(base, key, texts, clients=clients, batch=batch,
-                                                       requests=n, bar=bar)))
+                                                       requests=n, bar=bar, server_pids=server_pids)))
                 results[name] = rows
             finally:
                 proc.terminate()
