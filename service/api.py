@@ -6,6 +6,7 @@ the lifespan, never at import time. A missing bundle stops startup.
 
 import gc
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,7 +16,9 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +37,14 @@ log = logging.getLogger(__name__)
 
 
 class Metrics:
+    """The service's Prometheus metrics.
+
+    Under `suqiu serve --workers N` each worker process counts its own requests; with
+    ``PROMETHEUS_MULTIPROC_DIR`` set (the multi-worker server sets it) they count in files
+    there (prometheus_client's multiprocess mode), and :meth:`exposition` sums every
+    worker's, so a scrape sees the whole server whichever worker answers it.
+    """
+
     def __init__(self):
         self.registry = CollectorRegistry()
         self.requests = Counter("suqiu_requests", "HTTP requests", ["method", "route", "status"],
@@ -43,19 +54,41 @@ class Metrics:
         self.predictions = Counter("suqiu_predictions", "Tags produced", ["category", "urgency"],
                                    registry=self.registry)
         self.review = Counter("suqiu_predictions_needs_review", "Tags flagged for review", registry=self.registry)
-        self.review_share = Gauge("suqiu_review_share", "Share of tags flagged for review since start",
-                                  registry=self.registry)
-        self._n = self._r = 0
 
     def observe_tags(self, tags):
         for t in tags:
             self.predictions.labels(t["category"], t.get("urgency") or "none").inc()
-            self._n += 1
             if t["needs_review"]:
                 self.review.inc()
-                self._r += 1
-        if self._n:
-            self.review_share.set(self._r / self._n)
+
+    def exposition(self) -> bytes:
+        """Prometheus text format: the counters (summed over workers in multiprocess mode)
+        and the share of tags flagged for review, computed from them."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            source = CollectorRegistry()
+            MultiProcessCollector(source)
+        else:
+            source = self.registry
+        families = list(source.collect())
+        sums = {"suqiu_predictions_total": 0.0, "suqiu_predictions_needs_review_total": 0.0}
+        for family in families:
+            for sample in family.samples:
+                if sample.name in sums:
+                    sums[sample.name] += sample.value
+        total, review = sums.values()
+        families.append(GaugeMetricFamily("suqiu_review_share", "Share of tags flagged for review since start",
+                                          value=review / total if total else 0.0))
+        return generate_latest(_Families(families))
+
+
+class _Families:
+    """Metric families already collected, as a collector for ``generate_latest``."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
 
 
 class Measure:
@@ -261,7 +294,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def prometheus(_: Annotated[ApiKey, Depends(require("metrics"))]):
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/appeals", response_model=TagsOut, tags=["appeals"],
               responses={409: {"description": "id already stored with different text"},

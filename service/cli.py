@@ -285,7 +285,6 @@ def cmd_db(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from service.api import create_app
     from service.config import Settings
 
     if args.model:
@@ -298,6 +297,8 @@ def cmd_serve(args) -> int:
         upgrade(settings.database_url)  # once, before the workers race to do it
         return serve_workers(host=args.host, port=args.port, workers=args.workers)
     else:
+        from service.api import create_app  # not above: the workers import it after the fork
+
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 

@@ -8,6 +8,11 @@ hash of their addresses, 5 / 11 in one run of four, and the worker holding 11 an
 its clients ~2× slower (p99 85 vs 47–62 ms in runs split 8 / 8); with one shared
 listening socket, the first worker to wake accepted a whole burst. Accepted sockets get
 TCP_NODELAY (without it every response waited ~40 ms for a delayed ACK).
+
+The workers count their metrics in files in one directory (prometheus_client's
+multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so /metrics reports the whole server
+whichever worker answers; a fresh directory is made for each start and removed at exit,
+unless the variable is already set.
 """
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ import logging
 import multiprocessing
 import os
 import selectors
+import shutil
 import signal
 import socket
+import sys
+import tempfile
 
 import uvicorn
 
@@ -91,6 +99,22 @@ def serve_workers(*, host: str, port: int, workers: int) -> int:
 
     Returns the exit status: 0 after a signal, 1 when every worker has died.
     """
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # read by prometheus_client when it is first imported: that must be in the workers
+        if "prometheus_client" in sys.modules:
+            raise RuntimeError("prometheus_client was imported before the workers' metrics directory was set")
+        metrics_dir = tempfile.mkdtemp(prefix="suqiu-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _serve(host=host, port=port, workers=workers)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(*, host: str, port: int, workers: int) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

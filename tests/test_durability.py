@@ -95,3 +95,30 @@ def test_multi_worker_serve_survives_a_dead_worker(tmp_path, demo_bundle):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_multi_worker_metrics_count_every_worker(tmp_path, demo_bundle):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, base, key = start_server(f"sqlite:///{tmp_path / 'm.db'}", demo_bundle.path, workers=2)
+    clients = [httpx2.Client(base_url=base, headers={"X-API-Key": key}) for _ in range(4)]
+    try:
+        body = {"appeals": [{"text": "停水三天了"}, {"text": "导游强制购物"}]}
+        for i, c in enumerate(clients):  # connections go to the workers in turn: 1 + 3 and 2 + 4 requests
+            assert all(c.post("/v1/classify", json=body).status_code == 200 for _ in range(i + 1))
+        # consecutive connections: each scrape is answered by a different worker
+        scrapes = [c.get("/metrics").text for c in clients[:2]]
+    finally:
+        for c in clients:
+            c.close()
+        server.terminate()
+        server.wait(timeout=30)
+    for text in scrapes:
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        classify = [s.value for s in samples if s.name == "suqiu_requests_total"
+                    and s.labels == {"method": "POST", "route": "/v1/classify", "status": "200"}]
+        assert classify == [10.0]
+        assert sum(s.value for s in samples if s.name == "suqiu_predictions_total") == 20
+        review = sum(s.value for s in samples if s.name == "suqiu_predictions_needs_review_total")
+        share = [s.value for s in samples if s.name == "suqiu_review_share"]
+        assert share == [pytest.approx(review / 20)]
