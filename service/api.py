@@ -29,7 +29,7 @@ from service import store
 from service.auth import PERMISSIONS, lookup
 from service.batcher import GroupCommitter, Outcome
 from service.config import Settings
-from service.db import ApiKey, WriteLock, make_engine, upgrade
+from service.db import ApiKey, WriteLock, localize, make_engine, upgrade
 from service.schemas import (AppealBatch, AppealDetail, AppealIn, AppealOut, AppealsPage, ClassifyBatch, ClassifyIn,
                              LabelIn, LabelOut, PredictionOut, TagsOut)
 
@@ -272,6 +272,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             d = a.model_dump()
             d["text"] = strip_control(d["text"])
             d["title"] = strip_control(d.get("title"))
+            d["time"] = localize(d.get("time"), settings.timezone)
             out.append(d)
         return out
 
@@ -328,6 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             after = store.decode_cursor(cursor) if cursor else 0
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
+        since, until = localize(since, settings.timezone), localize(until, settings.timezone)
         rows, nxt = store.list_appeals(s, since=since, until=until, category=category, urgency=urgency,
                                        district=district, needs_review=needs_review, after_seq=after, limit=limit)
         return {"data": [AppealOut.model_validate(r, from_attributes=True) for r in rows], "count": len(rows),

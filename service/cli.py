@@ -246,14 +246,17 @@ def cmd_ingest(args) -> int:
 
     from corpora.records import appeal_texts
     from service import store
+    from service.config import Settings
+    from service.db import localize
 
     tagger = _load_tagger(args.model)
     res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
     frame = res.frame
     fields = ["id", "time", "title", "text", "district", "user", "channel"]
     records = [{k: r.get(k) for k in fields} for r in frame.to_dict("records")]
+    zone = Settings().timezone
     for r in records:
-        r["time"] = datetime.fromisoformat(r["time"]) if r["time"] else None
+        r["time"] = localize(datetime.fromisoformat(r["time"]), zone) if r["time"] else None
     texts = appeal_texts(frame)
     Session = _sessions()
     new = 0

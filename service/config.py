@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,4 +22,16 @@ class Settings(BaseSettings):
     page_size_max: int = 500
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
     key_cache_seconds: float = 10.0  # a revoked key stops working within this time
+    timezone: str = "Asia/Shanghai"  # the zone of appeal times sent without an offset
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
+        return value
 

@@ -11,17 +11,59 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine,
-                        event)
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+                        create_engine, event)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "Appeal", "Prediction", "Label", "ModelVersion", "ApiKey", "AuditLog", "make_engine",
-           "WriteLock", "upgrade", "utcnow", "sqlite_path", "create_scratch_database", "drop_database"]
+           "WriteLock", "upgrade", "utcnow", "localize", "Instant", "sqlite_path", "create_scratch_database",
+           "drop_database"]
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def localize(value: datetime | None, zone: str) -> datetime | None:
+    """``value`` on the hotline's clock (``zone``, ``SUQIU_TIMEZONE``): a naive time is taken
+    as a wall-clock time there; an aware one is converted to it (the same instant), so that
+    deadlines read in local time.
+
+    >>> localize(datetime(2025, 1, 6, 9, 0), "Asia/Shanghai").isoformat()
+    '2025-01-06T09:00:00+08:00'
+    >>> localize(datetime(2025, 1, 6, 1, 0, tzinfo=timezone.utc), "Asia/Shanghai").isoformat()
+    '2025-01-06T09:00:00+08:00'
+    """
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    return value.replace(tzinfo=ZoneInfo(zone)) if value.tzinfo is None else value.astimezone(ZoneInfo(zone))
+
+
+class Instant(TypeDecorator):
+    """A point in time, stored in UTC and read back aware (UTC) on every database.
+
+    PostgreSQL's ``timestamptz`` keeps the instant; SQLite stores text and would drop the
+    offset (``10:20+08:00`` and ``02:20Z``, the same instant, stored 8 hours apart), so
+    the value is converted to UTC first. Callers give aware values (:func:`localize`); a
+    naive one is taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -33,7 +75,7 @@ class Appeal(Base):
     __tablename__ = "appeals"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # arrival order; cursors
     id: Mapped[str] = mapped_column(String(128), unique=True)
-    time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    time: Mapped[datetime | None] = mapped_column(Instant(), index=True)
     title: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     district: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -42,7 +84,7 @@ class Appeal(Base):
     category: Mapped[str | None] = mapped_column(String(64), index=True)   # current: latest label or prediction
     urgency: Mapped[str | None] = mapped_column(String(16), index=True)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
 
 
 class ModelVersion(Base):
@@ -50,7 +92,7 @@ class ModelVersion(Base):
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
     path: Mapped[str] = mapped_column(Text)
     manifest: Mapped[dict] = mapped_column(JSON)
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    first_seen: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
 
 
 class Prediction(Base):
@@ -70,7 +112,7 @@ class Prediction(Base):
     needs_review: Mapped[bool] = mapped_column(Boolean)
     department: Mapped[str | None] = mapped_column(String(128))
     topic: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
     __table_args__ = (Index("uq_prediction_version", "appeal_id", "model_version", unique=True),)
 
 
@@ -84,7 +126,7 @@ class Label(Base):
     new_value: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
 
 
 class ApiKey(Base):
@@ -94,14 +136,14 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(Instant())
 
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(128))

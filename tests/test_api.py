@@ -1,4 +1,6 @@
 """The HTTP API against a real database (SQLite; PostgreSQL too when CI provides one)."""
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -39,7 +41,7 @@ def test_ingest_is_idempotent_and_returns_tags(env):
     tag = r.json()["data"][0]
     assert tag["id"] == "A-1" and tag["created"] is True
     assert tag["category"] == "城乡建设" and tag["topic"] == "冬季采暖"
-    assert tag["deadlines"]["contact_by"] == "2025-12-18T08:40:00"
+    assert tag["deadlines"]["contact_by"] == "2025-12-18T08:40:00+08:00"  # the hotline's clock
     r2 = client.post("/v1/appeals", json=APPEAL, headers=h(keys, "ingest"))
     assert r2.json()["data"][0]["created"] is False
     with S() as s:
@@ -76,6 +78,24 @@ def test_batch_filters_pagination_and_detail(env):
     assert {a["id"] for a in page["data"]} == {f"B-{i}" for i in range(25) if i % 5 == 1 and i % 2}
     d = client.get("/v1/appeals/B-1", headers=h(keys)).json()
     assert d["appeal"]["district"] == "南湖区" and len(d["predictions"]) == 1 and d["labels"] == []
+
+
+def test_times_are_one_instant_whatever_their_offset(env):
+    """A naive time is on the hotline's clock (SUQIU_TIMEZONE, default Asia/Shanghai); with an
+    offset it is converted. Both databases store and return the same instant."""
+    client, keys, _ = env
+    forms = {"T-local": "2025-01-06T09:00:00", "T-cst": "2025-01-06T09:00:00+08:00", "T-utc": "2025-01-06T01:00:00Z"}
+    r = client.post("/v1/appeals", json={"appeals": [{"id": i, "text": "楼道里有很浓的煤气味", "time": t}
+                                                     for i, t in forms.items()]}, headers=h(keys))
+    assert r.status_code == 200, r.text
+    assert len({json.dumps(t["deadlines"]) for t in r.json()["data"]}) == 1  # the same deadlines, local time
+    assert r.json()["data"][0]["deadlines"]["contact_by"].endswith("+08:00")
+    stored = {i: client.get(f"/v1/appeals/{i}", headers=h(keys)).json()["appeal"]["time"] for i in forms}
+    assert set(stored.values()) == {"2025-01-06T01:00:00Z"}
+    page = lambda **q: {a["id"] for a in client.get("/v1/appeals", params=q, headers=h(keys)).json()["data"]}
+    assert page(since="2025-01-06T09:00:00") == set(forms)  # naive: Beijing time
+    assert page(since="2025-01-06T09:00:01") == set()
+    assert page(until="2025-01-06T01:00:01Z") == set(forms)
 
 
 def test_label_correction_history_and_audit(env):
