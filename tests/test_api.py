@@ -92,7 +92,9 @@ def test_times_are_one_instant_whatever_their_offset(env):
     assert r.json()["data"][0]["deadlines"]["contact_by"].endswith("+08:00")
     stored = {i: client.get(f"/v1/appeals/{i}", headers=h(keys)).json()["appeal"]["time"] for i in forms}
     assert set(stored.values()) == {"2025-01-06T01:00:00Z"}
-    page = lambda **q: {a["id"] for a in client.get("/v1/appeals", params=q, headers=h(keys)).json()["data"]}
+    def page(**q):
+        return {a["id"] for a in client.get("/v1/appeals", params=q, headers=h(keys)).json()["data"]}
+
     assert page(since="2025-01-06T09:00:00") == set(forms)  # naive: Beijing time
     assert page(since="2025-01-06T09:00:01") == set()
     assert page(until="2025-01-06T01:00:01Z") == set(forms)
