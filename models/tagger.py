@@ -71,11 +71,11 @@ class Tagger:
 _WORKER: Tagger | None = None
 
 
-def _init_worker(bundle_path: str) -> None:
+def _init_worker(bundle_path: str, city: str | None) -> None:
     global _WORKER
     from models.registry import load_bundle
 
-    _WORKER = Tagger(load_bundle(bundle_path))
+    _WORKER = Tagger(load_bundle(bundle_path), city=city)
 
 
 def _tag_chunk(args):
@@ -84,8 +84,9 @@ def _tag_chunk(args):
 
 
 def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_size=500, on_chunk=None,
-                     on_ready=None):
-    """Tag a large batch on ``n_jobs`` processes, each loading the bundle once.
+                     on_ready=None, city=None):
+    """Tag a large batch on ``n_jobs`` processes, each loading the bundle once (deadlines by
+    ``city``'s rules, as :class:`Tagger`).
 
     Feature extraction is Python-bound, so processes (not threads) use every core.
     Results come back in input order; ``on_chunk(n)`` is called as chunks finish. With
@@ -97,7 +98,7 @@ def tag_in_processes(bundle_path, texts, received_at=None, *, n_jobs=2, chunk_si
     received_at = received_at or [None] * len(texts)
     chunks = [(texts[i:i + chunk_size], received_at[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)]
     out: list[dict] = []
-    with ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(str(bundle_path),)) as pool:
+    with ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(str(bundle_path), city)) as pool:
         if on_ready:
             list(pool.map(_tag_chunk, [(["预热"], [None])] * n_jobs))
             on_ready()

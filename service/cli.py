@@ -91,12 +91,15 @@ def cmd_classify(args) -> int:
     from tqdm.auto import tqdm
 
     from corpora.records import appeal_texts
+    from service.config import Settings
+    from service.db import localize
 
     tagger = _load_tagger(args.model, city=args.city)
     res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
     frame = res.frame
     texts = appeal_texts(frame)
-    times = frame["time"].tolist()
+    zone = Settings().timezone  # deadlines on the hotline's clock, as the API gives them
+    times = [localize(datetime.fromisoformat(t), zone).isoformat() if t else None for t in frame["time"]]
     by_row = {}
     n_jobs = args.jobs or os.cpu_count() or 1
     with tqdm(total=len(texts), desc="tagging", unit="appeal", disable=args.quiet) as bar:
@@ -104,7 +107,7 @@ def cmd_classify(args) -> int:
             from models.tagger import tag_in_processes
 
             tags = tag_in_processes(tagger.bundle.path, texts, times, n_jobs=n_jobs, chunk_size=args.batch_size,
-                                    on_chunk=bar.update)
+                                    on_chunk=bar.update, city=args.city)
         else:
             tags = []
             for start in range(0, len(texts), args.batch_size):

@@ -32,7 +32,7 @@ def test_classify_round_trip_keeps_order_and_fields(model_dir, tmp_path):
         assert {"id", "category", "category_scores", "needs_review", "department", "urgency", "urgency_score",
                 "urgency_cues", "deadlines"} <= set(r)
     assert [r["category"] for r in rows] == ["城乡建设", "商贸旅游", "劳动和社会保障"]
-    assert rows[0]["deadlines"]["contact_by"] == "2025-12-01T09:00:00"
+    assert rows[0]["deadlines"]["contact_by"] == "2025-12-01T09:00:00+08:00"  # the hotline's clock
 
 
 def test_train_and_evaluate_round_trip(tmp_path):

@@ -160,6 +160,13 @@ def test_serving_city_deadlines(demo_bundle, tmp_path, monkeypatch):
     tag = Tagger(demo_bundle, city="北城").tag(["暖气不热已经三天"], received_at=["2025-01-06T09:00:00"])[0]
     assert tag["deadlines"]["city"] == "北城"
     assert tag["deadlines"]["contact_by"] == "2025-01-06T09:30:00"
+    # large batches on worker processes (forked: they see the table above) follow the same city
+    from models.tagger import tag_in_processes
+
+    texts = ["暖气不热已经三天", "路灯坏了", "小区噪音扰民", "停水一天了"]
+    tags = tag_in_processes(demo_bundle.path, texts, ["2025-01-06T09:00:00"] * 4, n_jobs=2, chunk_size=2,
+                            city="北城")
+    assert [t["deadlines"]["city"] for t in tags] == ["北城"] * 4
 
 
 def test_rule_files_with_an_unquoted_comma_are_refused(tmp_path):
