@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_utils import database_urls
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 TIPDM = SHARED / "tipdm2020c" / "appeals_labelled_dev.csv"
@@ -35,6 +33,14 @@ def demo_bundle(tmp_path_factory, demo_frame):
 
     out = tmp_path_factory.mktemp("bundle") / "demo"
     return train_bundle(demo_frame, out, evaluate=False, progress=False)
+
+
+def database_urls() -> list:
+    """SQLite always; PostgreSQL when SUQIU_TEST_POSTGRES_URL is set (.ci/run sets it)."""
+    return [pytest.param("sqlite", id="sqlite"),
+            pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(
+                not os.environ.get("SUQIU_TEST_POSTGRES_URL"),
+                reason="SUQIU_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server and sets it)"))]
 
 
 @pytest.fixture(params=database_urls())

@@ -64,18 +64,17 @@ class ProcessCpu:
     def __init__(self, pids):
         import psutil
 
+        self._psutil = psutil
         self._procs = [psutil.Process(pid) for pid in pids]
         self._last = {}
         self._t0 = self._total()
 
     def _total(self) -> float:
-        import psutil
-
         for p in self._procs:
             try:
                 t = p.cpu_times()
                 self._last[p.pid] = t.user + t.system
-            except psutil.NoSuchProcess:
+            except self._psutil.NoSuchProcess:
                 pass
         return sum(self._last.values())
 
