@@ -35,7 +35,8 @@ from models.charngrams import CharNgramTfidf, csr_from_rows
 from models.doc import as_docs
 from models.features import linear_scores
 
-__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel"]
+__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel", "choose_alert",
+           "wilson"]
 
 LEVELS = ("critical", "urgent", "routine")
 
@@ -170,24 +171,58 @@ def load_sla(path: Path | str = DATA_DIR / "sla.csv", *, city: str = "default") 
 
 
 # --- The model ----------------------------------------------------------------------
-def _alert_threshold(score: np.ndarray, positive: np.ndarray, caught: np.ndarray, target: float,
-                     ceiling: float) -> float:
-    """Highest threshold ``t <= ceiling`` at which ``caught | (score >= t)`` still finds
-    ``target`` of ``positive``: the score only has to catch what ``caught`` misses.
+def choose_alert(score: np.ndarray, critical: np.ndarray, cue: np.ndarray, graded: np.ndarray,
+                 in_draw: np.ndarray, budget: float) -> tuple[float, float]:
+    """The alert's operating point: thresholds ``(cue_threshold, score_threshold)`` for
+    ``graded | (cue & score >= cue_threshold) | (score >= score_threshold)``.
+
+    Of the pairs whose alert fires on at most ``budget`` of the rows ``in_draw`` (the random
+    draw: what a dispatcher's day looks like), the one that catches the most ``critical``
+    rows; ties go to the pair that fires least. ``inf`` means that path never fires (both
+    are ``inf`` when the critical grade alone is over budget). A cue is cheap evidence, so
+    it may fire at a lower score than the score alone needs.
 
     Examples
     --------
-    >>> pos = np.array([True, True, True, False])
-    >>> _alert_threshold(np.array([0.9, 0.8, 0.3, 0.2]), pos, np.zeros(4, bool), 0.6, 1.0)
-    0.8
-    >>> _alert_threshold(np.array([0.9, 0.8, 0.3, 0.2]), pos, np.array([False, True, True, False]), 0.6, 0.7)
-    0.7
+    >>> score = np.array([0.9, 0.5, 0.4, 0.3, 0.2, 0.1])
+    >>> crit = np.array([True, True, False, True, False, False])
+    >>> cue = np.array([False, False, False, True, False, False])
+    >>> none, draw = np.zeros(6, bool), np.ones(6, bool)
+    >>> choose_alert(score, crit, cue, none, draw, budget=0.5)   # 0.9, 0.5 by score, 0.3 by its cue
+    (0.3, 0.5)
+    >>> choose_alert(score, crit, cue, none, draw, budget=0.2)   # one alert: the cued row, by its cue alone
+    (0.3, inf)
     """
-    need = int(np.ceil(target * positive.sum())) - int((positive & caught).sum())
-    missed = np.sort(score[positive & ~caught])[::-1]
-    if need <= 0 or len(missed) == 0:
-        return float(ceiling)
-    return float(min(ceiling, missed[min(need, len(missed)) - 1]))
+    if not 0 < budget <= 1:
+        raise ValueError(f"the alert budget must be in (0, 1], got {budget!r}")
+    grid = np.r_[np.unique(score), np.inf]
+    if len(grid) > 201:
+        grid = np.r_[np.unique(np.quantile(score, np.linspace(0, 1, 201))), np.inf]
+    n_draw = max(int(in_draw.sum()), 1)
+    best = (-1, -np.inf, -np.inf, -np.inf)  # (caught, −fired, score threshold, cue threshold): the largest wins
+    by_score = score[:, None] >= grid[None, :]  # rows × thresholds
+    for tc in grid:
+        fire = graded[:, None] | by_score | (cue & (score >= tc))[:, None]
+        caught, fired = fire[critical].sum(0), fire[in_draw].sum(0)
+        for j in np.flatnonzero((fired <= budget * n_draw) & (grid >= tc)):
+            best = max(best, (int(caught[j]), -int(fired[j]), float(grid[j]), float(tc)))
+    if best[0] < 0:  # the critical grade alone is over budget: the alert adds nothing to it
+        return np.inf, np.inf
+    return best[3], best[2]
+
+
+def wilson(k: int, n: int) -> list[float] | None:
+    """95% Wilson interval of a proportion ``k / n`` (None when ``n`` is 0).
+
+    >>> wilson(43, 45)
+    [0.8517, 0.9877]
+    """
+    if n == 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(0.95, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
 def _macro_f1(y, pred) -> float:
@@ -214,14 +249,16 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
 
     * ``critical_threshold_`` and ``urgent_threshold_`` maximise macro-F1 of the level;
     * an appeal not graded critical is flagged ``possible_critical`` when a live (not
-      negated) critical cue fires, or its critical score reaches ``alert_threshold_``: the
-      highest threshold at which the alert together with the critical grade still catches
-      ``critical_recall`` of critical appeals out of fold. The score only has to catch
-      what the cues miss, so the alert stays narrow (see ``suqiu evaluate``: share of the
-      random draw alerted). A missed gas leak costs more than a false alarm, but grading
-      many appeals critical would make the level meaningless, so the recall goal is
-      carried by the alert, and reported as such; dispatchers can also sort by
-      ``critical_score``.
+      negated) critical cue fires and its critical score reaches ``alert_cue_threshold_``,
+      or its score alone reaches ``alert_threshold_``. The pair is chosen by
+      :func:`choose_alert`: the most critical appeals caught while the alert (critical
+      grade included) fires on at most ``alert_budget`` of the random draw — the share of
+      a dispatcher's day the flag may take. The random draw is the rows whose
+      ``sampling`` is ``"random"`` (all rows when ``fit`` is given no sampling). What
+      the chosen point caught and fired on out of fold, with 95% intervals, is kept in
+      ``alert_oof_``. A missed gas leak costs more than a false alarm, but a flag on
+      most appeals is a flag nobody reads; the level keeps its own thresholds, so
+      "critical" stays rare; dispatchers can also sort by ``critical_score``.
 
     Parameters
     ----------
@@ -230,8 +267,8 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         macro-F1 0.56 / 0.57 / 0.58).
     cue_weight : float, default 1.0
         Scale of the cue features relative to the TF-IDF block.
-    critical_recall : float, default 0.9
-        Out-of-fold recall of critical appeals that the alert must reach.
+    alert_budget : float, default 0.08
+        Largest share of the random draw the critical alert may fire on.
     max_features : int, default 50000
         Character n-grams kept.
     max_chars : int or None, default None
@@ -253,12 +290,14 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
 
     max_chars = None  # models saved before the parameter existed read whole texts
 
-    def __init__(self, *, C=3.0, cue_weight=1.0, critical_recall=0.9, max_features=50_000, max_chars=None,
+    alert_cue_threshold_ = 0.0  # models saved before the alert budget: any live critical cue alerts
+
+    def __init__(self, *, C=3.0, cue_weight=1.0, alert_budget=0.08, max_features=50_000, max_chars=None,
                  threshold_folds=5, random_state=0):
         self.max_chars = max_chars
         self.C = C
         self.cue_weight = cue_weight
-        self.critical_recall = critical_recall
+        self.alert_budget = alert_budget
         self.max_features = max_features
         self.threshold_folds = threshold_folds
         self.random_state = random_state
@@ -294,16 +333,25 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         pu = expit(linear_scores(head_u, F)) if head_u is not None else np.zeros(len(docs))
         return pc, np.maximum(pu, pc)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sampling=None):
+        """Fit on texts ``X`` with levels ``y``; ``sampling`` names each row's draw (the
+        alert's budget is measured on the ``"random"`` rows; all rows when None)."""
         y = np.asarray(y, dtype=object)
         unknown = sorted(set(y) - set(LEVELS))
         if unknown:
             raise ValueError(f"unknown urgency labels {unknown}; allowed: {list(LEVELS)}")
-        if not 0 < self.critical_recall <= 1:
-            raise ValueError(f"critical_recall must be in (0, 1], got {self.critical_recall!r}")
+        if not 0 < self.alert_budget <= 1:
+            raise ValueError(f"alert_budget must be in (0, 1], got {self.alert_budget!r}")
         docs = as_docs(X)
         if len(docs) != len(y):
             raise ValueError(f"X has {len(docs)} texts but y has {len(y)} labels")
+        in_draw = np.ones(len(y), dtype=bool)
+        if sampling is not None:
+            sampling = np.asarray(sampling, dtype=object)
+            if len(sampling) != len(y):
+                raise ValueError(f"sampling has {len(sampling)} entries but y has {len(y)} labels")
+            if (sampling == "random").any():
+                in_draw = sampling == "random"
         present = [lev for lev in LEVELS if (y == lev).any()]
         if len(present) < 2:
             raise ValueError(f"need at least 2 urgency levels to train, got {present}")
@@ -329,8 +377,16 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                     best = (f, float(tc), float(tu))
         self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = best
         hazard = np.array([_live_critical_cue(f) for f in found])
-        self.alert_threshold_ = _alert_threshold(pc, y == "critical", hazard | (pc >= self.critical_threshold_),
-                                                 self.critical_recall, self.critical_threshold_)
+        crit, graded = y == "critical", pc >= self.critical_threshold_
+        self.alert_cue_threshold_, self.alert_threshold_ = choose_alert(pc, crit, hazard, graded, in_draw,
+                                                                        self.alert_budget)
+        fired = graded | (hazard & (pc >= self.alert_cue_threshold_)) | (pc >= self.alert_threshold_)
+        self.alert_oof_ = {"recall": round(float(fired[crit].mean()), 4) if crit.any() else None,
+                           "recall_ci95": wilson(fired[crit].sum(), crit.sum()),
+                           "fires_on_draw": round(float(fired[in_draw].mean()), 4),
+                           "fires_on_draw_ci95": wilson(fired[in_draw].sum(), in_draw.sum()),
+                           "draw": "random" if not in_draw.all() else "all", "n_draw": int(in_draw.sum()),
+                           "n_critical": int(crit.sum())}
         self.vectorizer_, self.critical_head_, self.urgent_head_ = self._fit_heads(docs, found, y)
         return self
 
@@ -365,7 +421,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         out = []
         for i, level in enumerate(levels):
             cues = found[i]
-            hazard = _live_critical_cue(cues)
+            hazard = _live_critical_cue(cues) and pc[i] >= self.alert_cue_threshold_
             possible_critical = bool(level != "critical" and (pc[i] >= self.alert_threshold_ or hazard))
             score = float(pc[i]) if level == "critical" else float(pu[i])
             out.append({

@@ -69,7 +69,9 @@ def cmd_train(args) -> int:
         summary["cv_macro_f1"] = cv["model"]["macro_f1"]
         summary["baseline_macro_f1"] = cv["baseline"]["macro_f1"]
     if "urgency_cv" in m.get("metrics", {}):
-        summary["urgency_cv_macro_f1"] = m["metrics"]["urgency_cv"]["model"]["macro_f1"]
+        from training.evaluate import urgency_summary
+
+        summary.update(urgency_summary(m["metrics"]["urgency_cv"], "_cv"))
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 0
 

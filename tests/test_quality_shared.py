@@ -44,11 +44,14 @@ def test_urgency_beats_keywords_and_alert_catches_critical():
     rep = cross_validate_urgency(appeal_texts(frame), frame["urgency"].to_numpy(dtype=object),
                                  frame["sampling"].tolist(), n_splits=5, progress=False)
     m, k = rep["model"], rep["keyword_baseline"]
-    assert m["macro_f1"] >= 0.50 and m["macro_f1"] > k["macro_f1"] + 0.05, (m["macro_f1"], k["macro_f1"])
-    assert m["critical_alert"]["recall"] >= 0.80
-    # ... and stays a flag dispatchers can act on: measured 9% of the random draw
-    assert m["critical_alert"]["share_of_random_draw_alerted"] <= 0.25
-    assert m["critical_or_urgent_recall"] >= 0.70
-    rates = rep["random_draw_rates"]["predicted"]
-    assert abs(sum(rates.values()) - 1.0) < 1e-3
-    assert rates["critical"] <= 0.05  # the level does not flood dispatchers with "critical"
+    assert m["macro_f1"] >= 0.54 and m["macro_f1"] > k["macro_f1"] + 0.1, (m["macro_f1"], k["macro_f1"])
+    assert m["critical_or_urgent_recall"] >= 0.75
+    # The alert, judged on its two counts separately (measured: recall 0.89, 6.2% of the random draw):
+    assert m["critical_alert"]["recall"] >= 0.82, m["critical_alert"]
+    corrected = rep["prevalence_corrected"]
+    assert corrected["critical_alert"]["fires_on_random_draw"] <= 0.09, corrected["critical_alert"]
+    # per draw and prevalence-corrected figures are there and consistent
+    assert set(rep["by_sampling"]) == {"random", "enriched", "critical-screen"}
+    assert sum(v["n"] for v in rep["by_sampling"].values()) == m["n"]
+    assert abs(sum(corrected["predicted_share"].values()) - 1.0) < 1e-3
+    assert corrected["predicted_share"]["critical"] <= 0.05  # the level does not flood dispatchers with "critical"

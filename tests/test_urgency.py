@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from models.urgency import LEVELS, UrgencyModel, _alert_threshold, load_cues, load_sla
+from models.urgency import LEVELS, UrgencyModel, choose_alert, load_cues, load_sla
 
 LEX = load_cues()
 
@@ -72,7 +72,7 @@ def test_prefilter_finds_exactly_what_every_pattern_finds(source, demo_frame):
 
 def test_cues_read_beyond_the_text_window():
     X = ["楼道里有很浓的煤气味", "暖气不热已经三天", "建议增加公交线路"] * 6
-    m = UrgencyModel(threshold_folds=3, max_chars=8).fit(X, ["critical", "urgent", "routine"] * 6)
+    m = UrgencyModel(threshold_folds=3, max_chars=8, alert_budget=1.0).fit(X, ["critical", "urgent", "routine"] * 6)
     tail = "请问公交线路怎么调整，" * 3 + "另外楼道里有煤气味"
     (out,) = m.explain([tail])
     assert any(c["cue"] == "燃气泄漏" and c["start"] > 8 for c in out["urgency_cues"])
@@ -110,35 +110,77 @@ def test_sla_per_city(tmp_path):
         load_sla(p, city="南城")
 
 
-def test_alert_threshold_only_covers_what_cues_miss():
-    score = np.array([0.9, 0.8, 0.6, 0.3, 0.2])
-    pos = np.array([True, False, True, True, False])
-    none = np.zeros(5, dtype=bool)
-    assert _alert_threshold(score, pos, none, 0.6, 1.0) == 0.6
-    assert _alert_threshold(score, pos, none, 1.0, 1.0) == 0.3
-    assert _alert_threshold(score, pos, none, 1.0, 0.5) == 0.3   # never above the ceiling
-    cue = np.array([False, False, False, True, False])            # a cue already catches the 0.3 one
-    assert _alert_threshold(score, pos, cue, 1.0, 1.0) == 0.6
-    assert _alert_threshold(score, pos, pos, 1.0, 0.7) == 0.7     # cues catch all: the score adds nothing
+def test_alert_takes_the_most_critical_appeals_within_its_budget():
+    rng = np.random.default_rng(0)
+    score = rng.random(400)
+    critical = rng.random(400) < score ** 4            # higher scores are critical more often
+    cue = critical & (rng.random(400) < 0.5)            # cues find half of them, at any score
+    draw = rng.random(400) < 0.5
+    none = np.zeros(400, dtype=bool)
+    for budget in (0.02, 0.08, 0.3):
+        tc, ts = choose_alert(score, critical, cue, none, draw, budget)
+        fire = (cue & (score >= tc)) | (score >= ts)
+        assert fire[draw].sum() <= budget * draw.sum()
+        # no single score threshold does better within the same budget
+        for t in np.unique(score):
+            alone = score >= t
+            if alone[draw].sum() <= budget * draw.sum():
+                assert alone[critical].sum() <= fire[critical].sum()
+    wide = choose_alert(score, critical, cue, none, draw, 0.3)
+    narrow = choose_alert(score, critical, cue, none, draw, 0.02)
+    assert wide[1] <= narrow[1]
+    # what the critical grade already fires on is spent from the budget
+    graded = score > 0.9
+    tc, ts = choose_alert(score, critical, cue, graded, draw, 0.15)
+    fire = graded | (cue & (score >= tc)) | (score >= ts)
+    assert fire[draw].sum() <= 0.15 * draw.sum()
+    with pytest.raises(ValueError, match="budget"):
+        choose_alert(score, critical, cue, none, draw, 0)
 
 
-def test_operating_point_is_honoured(demo_frame):
-    """The alert threshold catches at least the stated share of critical appeals out of fold,
-    and the level and alert follow the stored thresholds exactly."""
+@pytest.mark.parametrize("budget", [0.16, 0.3])
+def test_operating_point_is_honoured(demo_frame, budget):
+    """The alert fires within its budget out of fold, and the level and alert follow the
+    stored thresholds exactly."""
     from corpora.records import appeal_texts
 
     texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
-    m = UrgencyModel(critical_recall=0.95).fit(texts, y)
-    assert m.alert_threshold_ <= m.critical_threshold_
+    m = UrgencyModel(alert_budget=budget).fit(texts, y)
+    assert m.alert_oof_["fires_on_draw"] <= budget and m.alert_oof_["draw"] == "all"
+    lo, hi = m.alert_oof_["recall_ci95"]
+    assert lo <= m.alert_oof_["recall"] <= hi
     ex = m.explain(texts)
     for e in ex:
         pc = e["critical_score"]
         assert (e["urgency"] == "critical") == (pc >= m.critical_threshold_)
         hazard = any(c["level"] == "critical" and not c["negated"] for c in e["urgency_cues"])
-        assert e["possible_critical"] == (e["urgency"] != "critical" and (pc >= m.alert_threshold_ or hazard))
-    # On its own training data the alert must reach the stated recall.
-    caught = np.array([e["urgency"] == "critical" or e["possible_critical"] for e in ex])
-    assert caught[y == "critical"].mean() >= 0.95
+        assert e["possible_critical"] == (e["urgency"] != "critical" and (
+            pc >= m.alert_threshold_ or (hazard and pc >= m.alert_cue_threshold_)))
+
+
+def test_a_wider_budget_catches_more_and_an_impossible_one_adds_nothing(demo_frame):
+    from corpora.records import appeal_texts
+
+    texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
+    narrow, wide = (UrgencyModel(alert_budget=b).fit(texts, y) for b in (0.15, 0.4))
+    assert narrow.alert_oof_["fires_on_draw"] <= 0.15 < wide.alert_oof_["fires_on_draw"] <= 0.4
+    assert narrow.alert_oof_["recall"] < wide.alert_oof_["recall"]
+    # the demo corpus is 9% critical, so its critical grade alone fires on more than 5%:
+    # the alert then adds nothing to the grade
+    m = UrgencyModel(alert_budget=0.05).fit(texts, y)
+    assert m.alert_threshold_ == m.alert_cue_threshold_ == np.inf
+    assert not any(e["possible_critical"] for e in m.explain(texts))
+
+
+def test_the_budget_is_measured_on_the_random_draw(demo_frame):
+    from corpora.records import appeal_texts
+
+    texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
+    sampling = np.where(np.arange(len(y)) % 3 == 0, "random", "critical-screen")
+    m = UrgencyModel(alert_budget=0.1).fit(texts, y, sampling=sampling)
+    assert m.alert_oof_["draw"] == "random" and m.alert_oof_["n_draw"] == (sampling == "random").sum()
+    with pytest.raises(ValueError, match="sampling has"):
+        UrgencyModel().fit(texts, y, sampling=sampling[:-1])
 
 
 def test_bad_labels_are_refused():

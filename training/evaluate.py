@@ -17,7 +17,7 @@ from training.split import grouped_folds, near_duplicate_groups
 
 log = logging.getLogger(__name__)
 
-__all__ = ["baseline_classifier", "cross_validate_category"]
+__all__ = ["baseline_classifier", "cross_validate_category", "evaluate_bundle_on", "urgency_summary"]
 
 
 def baseline_classifier():
@@ -110,15 +110,28 @@ def evaluate_bundle_on(tagger, frame, texts, *, cross_validate=False, folds=5) -
 
         m = frame["urgency"].notna().to_numpy()
         sub = [t for t, k in zip(texts, m) if k]
-        report["urgency"] = evaluate_urgency_model(tagger.urgency, sub, frame["urgency"][m].tolist())
-        report["summary"]["urgency_macro_f1"] = report["urgency"]["macro_f1"]
-        report["summary"]["urgency_critical_recall"] = report["urgency"]["critical_recall"]
+        sampling = frame["sampling"][m].to_numpy(dtype=object) if "sampling" in frame.columns else None
+        report["urgency"] = evaluate_urgency_model(tagger.urgency, sub, frame["urgency"][m].tolist(), sampling)
+        report["summary"].update(urgency_summary(report["urgency"], ""))
         if cross_validate:
             from training.urgency import cross_validate_urgency
 
-            sampling = frame["sampling"][m].tolist() if "sampling" in frame.columns else None
             report["urgency_cv"] = cross_validate_urgency(sub, frame["urgency"][m].to_numpy(dtype=object), sampling,
                                                           n_splits=folds)
-            report["summary"]["urgency_cv_macro_f1"] = report["urgency_cv"]["model"]["macro_f1"]
+            report["summary"].update(urgency_summary(report["urgency_cv"], "_cv"))
             report["summary"]["keyword_cv_macro_f1"] = report["urgency_cv"]["keyword_baseline"]["macro_f1"]
     return report
+
+
+def urgency_summary(rep: dict, suffix: str) -> dict:
+    """The headline urgency figures of a report (``suffix`` tells CV figures apart)."""
+    m = rep["model"]
+    out = {f"urgency{suffix}_macro_f1": m["macro_f1"],
+           f"urgency{suffix}_critical_recall": m["critical_recall"],
+           f"urgency{suffix}_critical_or_urgent_recall": m["critical_or_urgent_recall"],
+           f"urgency{suffix}_alert_recall": m["critical_alert"]["recall"]}
+    if "prevalence_corrected" in rep:
+        pc = rep["prevalence_corrected"]
+        out[f"urgency{suffix}_alert_fires_on_random_draw"] = pc["critical_alert"]["fires_on_random_draw"]
+        out[f"urgency{suffix}_macro_f1_prevalence_corrected"] = pc["macro_f1"]
+    return out

@@ -11,13 +11,13 @@ from tqdm.auto import tqdm
 from corpora.records import appeal_texts
 from corpora.text import normalise
 from models.registry import data_hash
-from models.urgency import LEVELS, UrgencyModel, default_cues
+from models.urgency import LEVELS, UrgencyModel, default_cues, wilson
 from training.metrics import classification_summary
 from training.split import grouped_folds, near_duplicate_groups
 
 log = logging.getLogger(__name__)
 
-__all__ = ["keyword_grade", "train_urgency", "cross_validate_urgency", "evaluate_urgency_model"]
+__all__ = ["keyword_grade", "train_urgency", "cross_validate_urgency", "evaluate_urgency_model", "prevalence_corrected"]
 
 
 def keyword_grade(texts) -> np.ndarray:
@@ -40,10 +40,66 @@ def _summary(y, pred, alert=None) -> dict:
         caught = (pred == "critical") | np.asarray(alert, dtype=bool)
         s["critical_alert"] = {
             "recall": round(float(caught[crit].mean()), 4) if crit.any() else None,
+            "recall_ci95": wilson(caught[crit].sum(), crit.sum()),
             "share_of_appeals_alerted": round(float(caught.mean()), 4),
-            "share_of_random_draw_alerted": None,
             "precision": round(float(crit[caught].mean()), 4) if caught.any() else None}
     return s
+
+
+def prevalence_corrected(y, pred, alert, sampling) -> dict | None:
+    """Figures for the appeals a hotline receives, not for the enriched labelled mix.
+
+    The labelled rows come from draws that over-sample risky appeals (``sampling``); only
+    the ``random`` draw is a plain sample. Level shares are taken from the random draw,
+    how the model grades each true level from all rows (assumed alike across draws), and
+    the two combined into the confusion matrix of the real stream: its macro-F1, per-level
+    precision, predicted shares and the alert's firing rate and precision. The random
+    draw's own firing rate, measured directly, is beside it (with a 95% interval).
+    Returns None when there is no random draw.
+
+    Examples
+    --------
+    >>> y = np.array(["critical", "urgent", "routine", "routine", "critical", "urgent"], dtype=object)
+    >>> pred = np.array(["critical", "urgent", "routine", "urgent", "urgent", "urgent"], dtype=object)
+    >>> s = np.array(["random"] * 4 + ["critical-screen"] * 2, dtype=object)
+    >>> r = prevalence_corrected(y, pred, np.zeros(6, bool), s)
+    >>> r["gold_share"], r["predicted_share"]["critical"], r["per_class"]["critical"]["recall"]
+    ({'critical': 0.25, 'urgent': 0.25, 'routine': 0.5}, 0.125, 0.5)
+    """
+    y, pred = np.asarray(y, dtype=object), np.asarray(pred, dtype=object)
+    sampling = np.asarray(sampling, dtype=object)
+    rnd = sampling == "random"
+    if not rnd.any():
+        return None
+    caught = (pred == "critical") | np.asarray(alert, dtype=bool)
+    prior = np.array([(y[rnd] == lev).mean() for lev in LEVELS])
+    cond = np.array([[(pred[y == t] == p).mean() if (y == t).any() else 0.0 for p in LEVELS] for t in LEVELS])
+    joint = prior[:, None] * cond  # rows true, columns predicted, as shares of the stream
+    per_class, f1s = {}, []
+    for i, lev in enumerate(LEVELS):
+        tp, pp, tt = joint[i, i], joint[:, i].sum(), joint[i, :].sum()
+        prec = tp / pp if pp else 0.0
+        rec = tp / tt if tt else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[lev] = {"precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4)}
+        if tt:
+            f1s.append(f1)
+    alert_given = np.array([caught[y == t].mean() if (y == t).any() else 0.0 for t in LEVELS])
+    fires = float(prior @ alert_given)
+    return {
+        "method": "level shares from the random draw x how each true level is graded, from all rows",
+        "n_random": int(rnd.sum()),
+        "gold_share": {lev: round(float(p), 4) for lev, p in zip(LEVELS, prior)},
+        "gold_share_ci95": {lev: wilson((y[rnd] == lev).sum(), rnd.sum()) for lev in LEVELS},
+        "predicted_share": {lev: round(float(joint[:, i].sum()), 4) for i, lev in enumerate(LEVELS)},
+        "macro_f1": round(float(np.mean(f1s)), 4),
+        "per_class": per_class,
+        "critical_alert": {
+            "fires_on": round(fires, 4),
+            "precision": round(float(prior[0] * alert_given[0] / fires), 4) if fires else None,
+            "fires_on_random_draw": round(float(caught[rnd].mean()), 4),
+            "fires_on_random_draw_ci95": wilson(caught[rnd].sum(), rnd.sum())},
+    }
 
 
 def _explained(model, texts):
@@ -52,55 +108,80 @@ def _explained(model, texts):
             np.array([e["possible_critical"] for e in ex], dtype=bool))
 
 
-def evaluate_urgency_model(model, texts, y) -> dict:
-    """Metrics of a fitted model on labelled texts, with the keyword baseline alongside."""
+def _by_sampling(y, pred, alert, sampling) -> dict | None:
+    if sampling is None:
+        return None
+    sampling = np.asarray(sampling, dtype=object)
+    return {s: _summary(y[sampling == s], pred[sampling == s], alert[sampling == s]) for s in sorted(set(sampling))}
+
+
+def _draw_figures(report: dict, y, pred, alert, sampling) -> None:
+    """Add per-draw and prevalence-corrected figures to ``report`` (when draws are known)."""
+    if sampling is None:
+        return
+    report["by_sampling"] = _by_sampling(y, pred, alert, sampling)
+    corrected = prevalence_corrected(y, pred, alert, sampling)
+    if corrected is not None:
+        report["prevalence_corrected"] = corrected
+        report["model"]["critical_alert"]["share_of_random_draw_alerted"] = \
+            corrected["critical_alert"]["fires_on_random_draw"]
+
+
+def evaluate_urgency_model(model, texts, y, sampling=None) -> dict:
+    """Metrics of a fitted model on labelled texts, with the keyword baseline alongside;
+    per draw and corrected for prevalence when ``sampling`` is given."""
+    y = np.asarray(y, dtype=object)
     pred, alert = _explained(model, texts)
-    out = _summary(y, pred, alert)
-    out["operating_point"] = _operating_point(model)
-    out["keyword_baseline"] = _summary(y, keyword_grade(texts))
+    out = {"model": _summary(y, pred, alert), "operating_point": _operating_point(model),
+           "keyword_baseline": _summary(y, keyword_grade(texts))}
+    _draw_figures(out, y, pred, alert, sampling)
     return out
 
 
 def cross_validate_urgency(texts, y, sampling=None, *, model=None, n_splits=5, random_state=0,
                            progress=True) -> dict:
-    """Grouped k-fold CV of the urgency model and the keyword baseline on the same folds."""
+    """Grouped k-fold CV of the urgency model and the keyword baseline on the same folds.
+
+    Each fold's model chooses its own operating point (inner out-of-fold predictions on
+    its training rows, the alert's budget on their random draw), so the held-out fold
+    judges the whole procedure.
+    """
     y = np.asarray(y, dtype=object)
+    sampling = None if sampling is None else np.asarray(sampling, dtype=object)
     model = model if model is not None else UrgencyModel(random_state=random_state)
     groups = near_duplicate_groups(texts)
     folds = grouped_folds(y, groups, n_splits=n_splits, random_state=random_state)
     pred = np.empty(len(y), dtype=object)
     alert = np.zeros(len(y), dtype=bool)
     for tr, te in tqdm(folds, desc="urgency CV folds", disable=not progress):
-        m = clone(model).fit([texts[i] for i in tr], y[tr])
+        m = clone(model).fit([texts[i] for i in tr], y[tr], sampling=None if sampling is None else sampling[tr])
         pred[te], alert[te] = _explained(m, [texts[i] for i in te])
     report = {
         "protocol": {"folds": n_splits, "grouping": "near-duplicate groups", "n": int(len(y)),
+                     "random_state": random_state,
                      "operating_point": {
                          "level": "thresholds maximising out-of-fold macro-F1",
-                         "critical_alert": f"critical score at out-of-fold critical recall >= {model.critical_recall}",
+                         "critical_alert": f"most critical appeals caught while firing on <= {model.alert_budget:.0%} "
+                                           "of the random draw",
                          "chosen_on": "out-of-fold predictions inside each training fold"}},
         "model": _summary(y, pred, alert),
         "keyword_baseline": _summary(y, keyword_grade(texts)),
     }
-    if sampling is not None:
-        sampling = np.asarray(sampling, dtype=object)
-        report["by_sampling"] = {s: _summary(y[sampling == s], pred[sampling == s])["macro_f1"]
-                                 for s in sorted(set(sampling))}
-        rnd = sampling == "random"
-        if rnd.any():
-            caught = (pred == "critical") | alert
-            report["model"]["critical_alert"]["share_of_random_draw_alerted"] = round(float(caught[rnd].mean()), 4)
-            report["random_draw_rates"] = {
-                "gold": {lev: round(float((y[rnd] == lev).mean()), 4) for lev in LEVELS},
-                "predicted": {lev: round(float((pred[rnd] == lev).mean()), 4) for lev in LEVELS}}
+    _draw_figures(report, y, pred, alert, sampling)
     return report
+
+
+def _finite(x: float) -> float | None:
+    return round(float(x), 4) if np.isfinite(x) else None
 
 
 def _operating_point(model) -> dict:
     return {"critical_threshold": round(model.critical_threshold_, 4),
             "urgent_threshold": round(model.urgent_threshold_, 4),
-            "alert_threshold": round(model.alert_threshold_, 4),
-            "critical_recall_target": model.critical_recall,
+            "alert_threshold": _finite(model.alert_threshold_),
+            "alert_cue_threshold": _finite(model.alert_cue_threshold_),
+            "alert_budget": getattr(model, "alert_budget", None),
+            "alert_in_fit": getattr(model, "alert_oof_", None),
             "oof_macro_f1": round(model.oof_macro_f1_, 4)}
 
 
@@ -114,7 +195,7 @@ def train_urgency(frame: pd.DataFrame, *, evaluate=True, folds=5, random_state=0
         raise ValueError(f"unknown urgency labels {bad}; allowed: {list(LEVELS)}")
     texts = appeal_texts(lab)
     y = lab["urgency"].to_numpy(dtype=object)
-    sampling = lab["sampling"].tolist() if "sampling" in lab.columns else None
+    sampling = lab["sampling"].to_numpy(dtype=object) if "sampling" in lab.columns else None
     model = UrgencyModel(random_state=random_state)
     metrics = {}
     if evaluate:
@@ -122,6 +203,6 @@ def train_urgency(frame: pd.DataFrame, *, evaluate=True, folds=5, random_state=0
         metrics["urgency_cv"] = cross_validate_urgency(texts, y, sampling, model=model, n_splits=folds,
                                                        random_state=random_state, progress=progress)
     log.info("fitting the urgency model on %d appeals", len(texts))
-    model.fit(texts, y)
+    model.fit(texts, y, sampling=sampling)
     info = {"n": len(texts), "sha256": data_hash(texts, y), "operating_point": _operating_point(model)}
     return model, metrics, info
