@@ -35,7 +35,7 @@ from models.charngrams import CharNgramTfidf, csr_from_rows
 from models.doc import as_docs
 from models.features import linear_scores
 
-__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel", "choose_alert",
+__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel", "choose_alert", "decode_ngram",
            "wilson"]
 
 LEVELS = ("critical", "urgent", "routine")
@@ -325,13 +325,35 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         head_u = self._head().fit(F, up) if 0 < up.sum() < len(y) else None
         return vec, head_c, head_u
 
-    def _scores(self, heads, docs, found):
+    def _scores(self, heads, docs, found, *, features=False):
         vec, head_c, head_u = heads
         F = self._features(vec, docs, found)
         # a binary logistic head's probability is expit of its linear score
         pc = expit(linear_scores(head_c, F)) if head_c is not None else np.zeros(len(docs))
         pu = expit(linear_scores(head_u, F)) if head_u is not None else np.zeros(len(docs))
-        return pc, np.maximum(pu, pc)
+        return (pc, np.maximum(pu, pc), F) if features else (pc, np.maximum(pu, pc))
+
+    def evidence(self, row, k: int = 3) -> list[str]:
+        """The ``k`` features of one feature row (see :meth:`_features`) that raise its
+        critical score most: character n-grams (longest kept where one contains another)
+        or cue names. Shown when a critical grade has no live cue behind it."""
+        if self.critical_head_ is None:
+            return []
+        n_grams = len(self.vectorizer_.keys_)
+        contrib = row.data * self.critical_head_.coef_.ravel()[row.indices]
+        names: list[str] = []
+        singles: list[str] = []  # single characters say little: shown only when nothing longer raised the score
+        for j in np.argsort(-contrib):
+            if contrib[j] <= 0 or len(names) >= k:
+                break
+            col = int(row.indices[j])
+            name = (decode_ngram(int(self.vectorizer_.keys_[col])) if col < n_grams
+                    else self.cues_.feature_names[col - n_grams].split(":", 1)[1]).strip()
+            if len(name) < 2:
+                singles += [name] if name else []
+            elif not any(name in other for other in names):
+                names = [other for other in names if other not in name] + [name]
+        return names or singles[:k]
 
     def fit(self, X, y, sampling=None):
         """Fit on texts ``X`` with levels ``y``; ``sampling`` names each row's draw (the
@@ -415,7 +437,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         sla = sla or self.sla_
         docs = as_docs(X)
         found = [self.cues_.find(d.text) for d in docs]
-        pc, pu = self._scores(self._heads(), docs, found)
+        pc, pu, F = self._scores(self._heads(), docs, found, features=True)
         levels = _grade(pc, pu, self.critical_threshold_, self.urgent_threshold_)
         received_at = received_at or [None] * len(docs)
         out = []
@@ -430,7 +452,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
                 "critical_score": round(float(pc[i]), 4),
                 "possible_critical": possible_critical,
                 "urgency_cues": cues,
-                "urgency_reason": _reason(level, cues),
+                "urgency_reason": _reason(level, cues, lambda: self.evidence(F[i])),
                 "deadlines": sla.deadlines(str(level), received_at[i]),
             })
         return out
@@ -441,13 +463,44 @@ def _live_critical_cue(cues: list[dict]) -> bool:
     return any(c["level"] == "critical" and not c["negated"] for c in cues)
 
 
-def _reason(level, cues) -> str:
+def decode_ngram(key: int) -> str:
+    """The characters of a packed n-gram key (:func:`models.charngrams.ngram_keys`).
+
+    >>> from models.charngrams import ngram_keys
+    >>> decode_ngram(int(ngram_keys("煤气味", (3, 3))[0]))
+    '煤气味'
+    """
+    chars = []
+    while key:
+        chars.append(chr(key & ((1 << 21) - 1)))
+        key >>= 21
+    return "".join(reversed(chars))
+
+
+_LABEL = {"critical": "特急", "urgent": "紧急", "routine": "一般"}
+_ORDER = {"critical": 0, "urgent": 1, "up": 2, "down": 3}
+
+
+def _reason(level, cues, evidence=None) -> str:
+    """One line naming what decided the level.
+
+    Critical: its live critical cues, or, when none fired, the model's evidence (the
+    n-grams that raised the critical score most, from ``evidence()``). Routine: the cues
+    that point down come first (a question, a planning request, a past event). Otherwise
+    the live cues, strongest first.
+
+    >>> cue = lambda name, level: {"cue": name, "level": level, "negated": False}
+    >>> _reason("routine", [cue("火灾", "critical"), cue("过去事件", "down")])
+    '一般：过去事件、火灾'
+    >>> _reason("critical", [cue("当下", "up")], lambda: ["困在电梯", "出不来"])
+    '特急：模型依据「困在电梯」「出不来」；当下'
+    """
     live = [c for c in cues if not c["negated"]]
-    order = {"critical": 0, "urgent": 1, "up": 2, "down": 3}
+    order = dict(_ORDER, down=-1) if level == "routine" else _ORDER
     live.sort(key=lambda c: order.get(c["level"], 9))
-    names = []
-    for c in live:
-        if c["cue"] not in names:
-            names.append(c["cue"])
-    label = {"critical": "特急", "urgent": "紧急", "routine": "一般"}[level]
-    return f"{label}：" + ("、".join(names[:4]) if names else "无风险线索，依全文模型判断")
+    names = list(dict.fromkeys(c["cue"] for c in live))
+    if level == "critical" and not any(c["level"] == "critical" for c in live) and evidence is not None:
+        shown = "".join(f"「{e}」" for e in evidence())
+        if shown:
+            return f"{_LABEL[level]}：模型依据{shown}" + ("；" + "、".join(names[:3]) if names else "")
+    return f"{_LABEL[level]}：" + ("、".join(names[:4]) if names else "无风险线索，依全文模型判断")

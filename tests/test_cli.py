@@ -46,7 +46,8 @@ def test_train_and_evaluate_round_trip(tmp_path):
     assert main(["evaluate", "--model", str(out), "--data", str(DEMO), "--report", str(report)]) == 0
     r = json.loads(report.read_text(encoding="utf-8"))
     assert r["category"]["macro_f1"] > 0.9  # on its own training data
-    assert set(r["urgency"]["per_class"]) == {"critical", "urgent", "routine"}
+    assert set(r["urgency"]["model"]["per_class"]) == {"critical", "urgent", "routine"}
+    assert r["summary"]["urgency_alert_recall"] == r["urgency"]["model"]["critical_alert"]["recall"]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -228,3 +228,23 @@ def test_rule_files_with_an_unquoted_comma_are_refused(tmp_path):
                                        ("扬言要砍人", "暴力"), ("室温只有十度", "停暖")])
 def test_patterns_with_counted_repeats(text, cue):
     assert cue in live(text)
+
+
+def test_a_critical_grade_always_names_its_cue_or_the_model_evidence(demo_frame):
+    from corpora.records import appeal_texts
+
+    texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
+    m = UrgencyModel().fit(texts, y)
+    lowered = UrgencyModel().fit(texts, y)
+    scores = lowered.predict_proba(texts)[:, 0]
+    lowered.critical_threshold_ = float(np.median(scores))  # half graded critical, many without a critical cue
+    seen_evidence = 0
+    for e in lowered.explain([t for t, sc in zip(texts, scores) if sc >= lowered.critical_threshold_]):
+        assert e["urgency"] == "critical"
+        assert "无风险线索" not in e["urgency_reason"], e["urgency_reason"]
+        if not any(c["level"] == "critical" and not c["negated"] for c in e["urgency_cues"]):
+            assert e["urgency_reason"].startswith("特急：模型依据「")
+            seen_evidence += 1
+    assert seen_evidence > 10
+    (gas,) = m.explain(["楼道里有很浓的煤气味，现在很危险"])
+    assert gas["urgency_reason"].startswith(("特急：燃气泄漏", "紧急：燃气泄漏"))
