@@ -5,22 +5,25 @@ the lifespan, never at import time. A missing bundle stops startup.
 """
 
 import gc
+import json
 import logging
+import math
 import os
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -30,8 +33,8 @@ from service.auth import PERMISSIONS, lookup
 from service.batcher import GroupCommitter, Outcome
 from service.config import Settings
 from service.db import ApiKey, WriteLock, localize, make_engine, upgrade
-from service.schemas import (AppealBatch, AppealDetail, AppealIn, AppealOut, AppealsPage, ClassifyBatch, ClassifyIn,
-                             LabelIn, LabelOut, PredictionOut, TagsOut)
+from service.schemas import (AppealBatch, AppealDetail, AppealOut, AppealsPage, ClassifyBatch, LabelIn, LabelOut,
+                             PredictionOut, TagsOut, Time, request_bodies)
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +94,13 @@ class _Families:
         return self.families
 
 
+SECURITY_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+
 class Measure:
-    """ASGI middleware counting requests and latency per route (plain ASGI: Starlette's
-    BaseHTTPMiddleware costs a task and a stream per request)."""
+    """ASGI middleware counting requests and latency per route, adding SECURITY_HEADERS to
+    every response (plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream
+    per request)."""
 
     def __init__(self, app, *, metrics: Metrics):
         self.app = app
@@ -108,6 +115,8 @@ class Measure:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # responses carry appeal texts and personal data: never cached, never sniffed
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
         t0 = time.perf_counter()
@@ -117,6 +126,59 @@ class Measure:
             name = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], name, str(status)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+
+
+def strict_json(body: bytes):
+    """JSON as the API takes it: a key twice in one object, NaN, Infinity or a number too big
+    for a float is an error (``json.JSONDecodeError``, answered 422), not a silent choice.
+
+    >>> strict_json(b'{"a": 1, "a": 2}')
+    Traceback (most recent call last):
+    json.decoder.JSONDecodeError: duplicate key 'a': line 1 column 1 (char 0)
+    """
+    def pairs(items):
+        out = {}
+        for k, v in items:
+            if k in out:
+                raise json.JSONDecodeError(f"duplicate key {_printable(k)[:40]!r}", "", 0)
+            out[k] = v
+        return out
+
+    def number(raw: str) -> float:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise json.JSONDecodeError(f"number out of range ({raw[:20]}…)", "", 0)
+        return value
+
+    def constant(name: str):
+        raise json.JSONDecodeError(f"{name} is not JSON", "", 0)
+
+    return json.loads(body, object_pairs_hook=pairs, parse_float=number, parse_constant=constant)
+
+
+class StrictJSONRequest(Request):
+    async def json(self):
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """Routes whose JSON bodies are read by :func:`strict_json` (FastAPI's documented way to
+    change how a request body is parsed: a custom Request in a custom route class)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return route
+
+
+def _printable(value) -> str:
+    """``value`` as text any JSON response can carry (lone surrogates escaped), at most 200 characters."""
+    return str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -144,7 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = sessionmaker(engine, expire_on_commit=False)
         app.state.write_lock = WriteLock(settings.database_url)
         app.state.ingest = GroupCommitter(partial(ingest_group, app.state), max_appeals=settings.max_batch,
-                                          linger=settings.group_linger_ms / 1000)
+                                          linger=settings.group_linger_ms / 1000,
+                                          failure=lambda err: failed(err).error)
         with app.state.sessions() as s:
             store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
         log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
@@ -152,15 +215,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
         app.state.write_lock.close()
 
-    app = FastAPI(title="Suqiu (诉求) API", version="1", lifespan=lifespan,
+    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="Suqiu (诉求) API", version="1", lifespan=lifespan, **docs,
                   description="Auto-tagging of citizen appeals: category, department, urgency and deadlines.",
                   # Suqiu exports its own Prometheus metrics (/metrics); FastAPI's OpenTelemetry hooks
                   # would only add per-request work.
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
                   # 413 for a body over the limit, by its Content-Length or by the bytes read
                   max_body_size=settings.max_body_bytes)
+    app.router.route_class = StrictJSONRoute
     metrics = Metrics()
     app.state.metrics = metrics
+    AppealBody, ClassifyBody = request_bodies(settings.max_batch)
+    Filter = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        """422 naming at most 20 fields, quoting nothing of the input (it may hold personal
+        data, NaN or lone surrogates that JSON cannot carry); 413 for a batch over the limit."""
+        errors = exc.errors()
+        if any(e["type"] == "too_long" and e["loc"][-1:] == ("appeals",) for e in errors[:3]):
+            return JSONResponse({"detail": f"a batch holds at most {settings.max_batch:,} appeals per request"},
+                                status_code=413)
+        shown = [{"loc": [x if isinstance(x, int) else _printable(x) for x in e["loc"]],
+                  "msg": _printable(e["msg"] if e["type"] != "json_invalid"
+                                    else f"invalid JSON: {e.get('ctx', {}).get('error', '')}"),
+                  "type": e["type"]} for e in errors[:20]]
+        return JSONResponse({"detail": shown, "error_count": len(errors)}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError):
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return JSONResponse({"detail": "database unavailable; retry shortly"}, status_code=503,
+                            headers={"Retry-After": "1"})
 
     app.add_middleware(Measure, metrics=metrics)
 
@@ -216,21 +303,61 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.observe_tags(tags)
         return tags
 
+    def failed(err: Exception) -> Outcome:
+        """The answer for one request whose appeals could not be tagged or stored: its own
+        exception object (never one shared with other requests), nothing quoted from the input."""
+        if isinstance(err, HTTPException):
+            return Outcome(error=err)
+        if isinstance(err, store.ConflictError):
+            return Outcome(error=HTTPException(409, str(err)))
+        if isinstance(err, DBAPIError) and err.connection_invalidated or isinstance(err, OperationalError):
+            return Outcome(error=HTTPException(503, "database unavailable; retry shortly",
+                                               headers={"Retry-After": "1"}))
+        if isinstance(err, DBAPIError):  # the database refused a value (DataError and the like)
+            return Outcome(error=HTTPException(422, "the database refused a value of this appeal "
+                                                    f"({type(err.orig).__name__})"))
+        return Outcome(error=HTTPException(500, f"this appeal could not be processed ({type(err).__name__})"))
+
     def store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
-        with state.write_lock, state.engine.connect() as s:
-            for _ in range(3):
-                try:
-                    return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
-                except store.ConflictError as err:
-                    s.rollback()
-                    return Outcome(error=HTTPException(409, str(err)))
-                except IntegrityError:  # a concurrent request stored the same id first: retry sees it
-                    s.rollback()
-        return Outcome(error=HTTPException(409, "concurrent writes to the same appeal ids; retry"))
+        try:
+            with state.write_lock, state.engine.connect() as s:
+                for _ in range(3):
+                    try:
+                        return Outcome(tags=tags, created=store.ingest(s, appeals=records, tags=tags))
+                    except IntegrityError:  # a concurrent request stored the same id first: retry sees it
+                        s.rollback()
+            return Outcome(error=HTTPException(409, "concurrent writes to the same appeal ids; retry"))
+        except Exception as err:  # noqa: BLE001 — this request's own answer; the others go on
+            if not isinstance(err, (store.ConflictError, DBAPIError)):
+                log.exception("storing one request of %d appeals failed", len(records))
+            return failed(err)
+
+    def tag_each(state, valid) -> list[list[dict] | Exception]:
+        """Tags per request: one tagging call for the group; if it fails, each request alone,
+        so an appeal the tagger cannot take fails only its own request."""
+        try:
+            tags = tag(state, [t for *_, texts, _ in valid for t in texts], [x for *_, times in valid for x in times])
+        except Exception:  # noqa: BLE001
+            log.exception("tagging a group of %d requests failed; tagging them one by one", len(valid))
+        else:
+            parts, start = [], 0
+            for _, records, _, _ in valid:
+                parts.append(tags[start:start + len(records)])
+                start += len(records)
+            return parts
+        parts = []
+        for _, _, texts, times in valid:
+            try:
+                parts.append(tag(state, texts, times))
+            except Exception as err:  # noqa: BLE001
+                log.exception("tagging one request of %d appeals failed", len(texts))
+                parts.append(err)
+        return parts
 
     def ingest_group(state, group: list[list[dict]]) -> list[Outcome]:
         """Tag every request of the group at once; store them in one transaction when they can
-        share one, else one by one (see service/batcher.py)."""
+        share one, else one by one (see service/batcher.py). A request that cannot be tagged
+        or stored fails alone: the rest of the group is stored."""
         out: list[Outcome | None] = [None] * len(group)
         valid = []
         for k, records in enumerate(group):
@@ -238,35 +365,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 valid.append((k, records, *model_inputs(records)))
             except HTTPException as err:
                 out[k] = Outcome(error=err)
-        if not valid:
+        tagged = []
+        for v, part in zip(valid, tag_each(state, valid)):
+            if isinstance(part, Exception):
+                out[v[0]] = failed(part)
+            else:
+                tagged.append((v[0], v[1], part))
+        if not tagged:
             return out
-        tags = tag(state, [t for *_, texts, _ in valid for t in texts], [x for *_, times in valid for x in times])
-        parts, start = [], 0
-        for _, records, _, _ in valid:
-            parts.append(tags[start:start + len(records)])
-            start += len(records)
-        ids = [r["id"] for _, records, _, _ in valid for r in records]
+        ids = [r["id"] for _, records, _ in tagged for r in records]
         if len(set(ids)) == len(ids):
-            with state.write_lock, state.engine.connect() as s:
-                try:
-                    created = store.ingest(s, appeals=[r for _, records, _, _ in valid for r in records], tags=tags)
-                except (store.ConflictError, IntegrityError):
-                    s.rollback()
-                else:
-                    start = 0
-                    for (k, *_), part in zip(valid, parts):
-                        out[k] = Outcome(tags=part, created=created[start:start + len(part)])
-                        start += len(part)
+            try:
+                with state.write_lock, state.engine.connect() as s:
+                    try:
+                        created = store.ingest(s, appeals=[r for _, records, _ in tagged for r in records],
+                                               tags=[t for *_, part in tagged for t in part])
+                    except Exception:
+                        s.rollback()
+                        raise
+            except Exception as err:  # noqa: BLE001 — stored one by one below, each with its own answer
+                if isinstance(err, OperationalError) or isinstance(err, DBAPIError) and err.connection_invalidated:
+                    for k, *_ in tagged:
+                        out[k] = failed(err)
                     return out
-        for (k, records, _, _), part in zip(valid, parts):
+            else:
+                start = 0
+                for k, _, part in tagged:
+                    out[k] = Outcome(tags=part, created=created[start:start + len(part)])
+                    start += len(part)
+                return out
+        for k, records, part in tagged:
             out[k] = store_one(state, records, part)
         return out
 
-    def records_of(body, limit: int) -> list[dict]:
+    def records_of(body) -> list[dict]:
         # isinstance, not hasattr: a missing attribute costs pydantic a raised AttributeError
         items = body.appeals if isinstance(body, (AppealBatch, ClassifyBatch)) else [body]
-        if len(items) > limit:
-            raise HTTPException(413, f"batch of {len(items)} appeals; the maximum is {limit} per request")
         out = []
         for a in items:
             d = a.model_dump()
@@ -277,7 +411,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return out
 
     @app.get("/healthz", tags=["ops"])
-    def healthz():
+    async def healthz():
+        # on the event loop, not the thread pool that tagging shares: stays fast under load
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"])
@@ -300,28 +435,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/appeals", response_model=TagsOut, tags=["appeals"],
               responses={409: {"description": "id already stored with different text"},
                          413: {"description": "batch or body too large"}})
-    async def post_appeals(body: AppealIn | AppealBatch, request: Request,
+    async def post_appeals(body: AppealBody, request: Request,
                            _: Annotated[ApiKey, Depends(require("appeals:write"))]):
         """Store one appeal or a batch (≤ 1,000), tag each with the current model, return the tags.
         Idempotent on ``id``. The response is sent only after the commit."""
-        records = records_of(body, settings.max_batch)
+        records = records_of(body)
         done = await request.app.state.ingest.submit(records, len(records))
         data = [{"id": r["id"], "created": c, **t} for r, c, t in zip(records, done.created, done.tags)]
         return {"data": data, "count": len(data)}
 
     @app.post("/v1/classify", response_model=TagsOut, tags=["appeals"])
-    def classify(body: ClassifyIn | ClassifyBatch, request: Request,
+    def classify(body: ClassifyBody, request: Request,
                  _: Annotated[ApiKey, Depends(require("classify"))]):
         """Tag without storing."""
-        records = records_of(body, settings.max_batch)
+        records = records_of(body)
         tags = tag(request.app.state, *model_inputs(records))
         data = [{"id": r.get("id"), **t} for r, t in zip(records, tags)]
         return {"data": data, "count": len(data)}
 
     @app.get("/v1/appeals", response_model=AppealsPage, tags=["appeals"])
     def get_appeals(s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))],
-                    since: datetime | None = None, until: datetime | None = None, category: str | None = None,
-                    urgency: str | None = None, district: str | None = None, needs_review: bool | None = None,
+                    since: Time | None = None, until: Time | None = None, category: Filter = None,
+                    urgency: Filter = None, district: Filter = None, needs_review: bool | None = None,
                     limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = 100,
                     cursor: str | None = None):
         """Appeals in arrival order, filtered; follow ``next_cursor`` for the next page."""
@@ -338,7 +473,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/appeals/{appeal_id}", response_model=AppealDetail, tags=["appeals"],
              responses={404: {"description": "unknown appeal"}})
     def get_appeal(appeal_id: str, s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))]):
-        found = store.get_detail(s, appeal_id=appeal_id)
+        found = store.get_detail(s, appeal_id=appeal_id) if "\x00" not in appeal_id else None
         if found is None:
             raise HTTPException(404, "Appeal not found")
         row, preds, labels = found

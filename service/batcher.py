@@ -48,7 +48,9 @@ class GroupCommitter:
     in a worker thread with a group of them and returns one :class:`Outcome` per item, in
     order. At most one group is in flight per committer, so tagging never competes with
     itself for the interpreter. ``linger`` (seconds) is the longest a group waits for the
-    requests the last one answered to come back (see the module docstring).
+    requests the last one answered to come back (see the module docstring). Should
+    ``process`` itself raise, every request of the group gets a fresh exception made by
+    ``failure(err)`` (default: a RuntimeError naming the error's type).
 
     Examples
     --------
@@ -66,8 +68,9 @@ class GroupCommitter:
     """
 
     def __init__(self, process: Callable[[list[Any]], list[Outcome]], *, max_appeals: int = 1000,
-                 linger: float = 0.0):
+                 linger: float = 0.0, failure: Callable[[Exception], Exception] | None = None):
         self.process = process
+        self.failure = failure or _failure
         self.max_appeals = max_appeals
         self.linger = linger
         self._pending: deque[tuple[Any, int, asyncio.Future]] = deque()
@@ -116,10 +119,16 @@ class GroupCommitter:
                     outcomes = await run_in_threadpool(self.process, [item for item, _, _ in group])
                 except Exception as err:  # an unexpected failure answers every request in the group
                     log.exception("ingest group of %d requests failed", len(group))
-                    outcomes = [Outcome(error=err)] * len(group)
+                    # each request its own exception: one raised in many places grows its
+                    # traceback at every raise
+                    outcomes = [Outcome(error=self.failure(err)) for _ in group]
                 for (_, _, fut), outcome in zip(group, outcomes):
                     if not fut.done():  # the client may have gone away
                         fut.set_result(outcome)
                 self._expect = len(group) + len(self._pending)
         finally:
             self._draining = False
+
+
+def _failure(err: Exception) -> Exception:
+    return RuntimeError(f"the group this request was in failed ({type(err).__name__})")

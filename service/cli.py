@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -427,13 +428,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def hide_password(value):
+    """A setting as it may be logged: the password of a URL (``scheme://user:secret@host``) hidden.
+
+    >>> hide_password("postgresql+psycopg://suqiu:s3cret@db:5432/suqiu")
+    'postgresql+psycopg://suqiu:***@db:5432/suqiu'
+    """
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", value) if isinstance(value, str) else value
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log.info("suqiu %s %s", args.command,
-             {k: v for k, v in vars(args).items() if k not in {"func", "command"}})
+             {k: hide_password(v) for k, v in vars(args).items() if k not in {"func", "command"}})
     try:
         return args.func(args)
     except CliError as err:

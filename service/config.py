@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
     key_cache_seconds: float = 10.0  # a revoked key stops working within this time
     timezone: str = "Asia/Shanghai"  # the zone of appeal times sent without an offset
+    api_docs: bool = True  # /docs, /redoc and /openapi.json without a key (they hold no data); False turns them off
 
     @field_validator("timezone")
     @classmethod

@@ -186,11 +186,19 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file (and its folder) readable by this user only: it holds
+    appeal texts, phone numbers and key hashes (SQLite gives its -wal and -shm files the
+    database file's mode). Other databases: nothing to do."""
+    path = sqlite_path(url)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = sqlite_path(url)
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -248,6 +256,7 @@ def upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    private_sqlite_file(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -1,45 +1,129 @@
 """API schemas (pydantic): what goes in and out of /v1."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints,
+                      create_model, model_validator)
+from pydantic import Tag as Variant
+from pydantic_core import PydanticCustomError
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Short = Annotated[str, StringConstraints(max_length=128)]
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def valid_unicode(value: str) -> str:
+    """Refuse lone surrogates: no database stores them and no JSON response can carry them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("invalid_unicode", "contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Short fields (district, user, channel …) may not hold NUL (PostgreSQL refuses it);
+    appeal texts and titles have their control characters stripped instead."""
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "contains a NUL character")
+    return valid_unicode(value)
+
+
+def bounded_time(value: datetime) -> datetime:
+    """Times from 1970 to 2100 (an offset-less time is compared as if in UTC: the bounds are
+    a sanity range, not a business rule)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not EARLIEST <= aware < LATEST:
+        raise PydanticCustomError("time_out_of_range", "time must lie between 1970 and 2100")
+    return value
+
+
+Clean = AfterValidator(clean_text)
+Unicode = AfterValidator(valid_unicode)
+Time = Annotated[datetime, AfterValidator(bounded_time)]
+
+
+def clean_id(value: str) -> str:
+    """Ids end up in URL paths (``/v1/appeals/{id}``): no control characters, no "/"."""
+    if any(ord(c) < 0x20 or c in "\x7f/" for c in value):
+        raise PydanticCustomError("invalid_id", "an id may not contain '/' or control characters")
+    return value
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), Clean, AfterValidator(clean_id)]
+Short = Annotated[str, StringConstraints(max_length=64), Clean]       # the columns are 64 characters
+Name = Annotated[str, StringConstraints(max_length=128), Clean]
+Title = Annotated[str, StringConstraints(max_length=1000), Unicode]
+Text = Annotated[str, StringConstraints(min_length=1), Unicode]
 Level = Literal["critical", "urgent", "routine"]
 
 
-class AppealIn(BaseModel):
+class Strict(BaseModel):
+    """Unknown fields are refused with one error naming a few of them, before any field is
+    validated: a body with half a million stray keys costs one pass over its keys, not an
+    error object each."""
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                names = ", ".join(repr(str(k)[:40]) for k in unknown[:5])
+                raise PydanticCustomError("extra_forbidden", "unknown field(s) {names}{more}",
+                                          {"names": names, "more": f" and {len(unknown) - 5:,} more"
+                                           if len(unknown) > 5 else ""})
+        return data
+
+
+class AppealIn(Strict):
     """One appeal as the hotline sends it. ``text`` is required; control characters are
     stripped; a text over the configured maximum is refused, never truncated."""
-    model_config = ConfigDict(extra="forbid")
     id: Id
-    time: datetime | None = None
-    title: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    text: str = Field(min_length=1)
+    time: Time | None = None
+    title: Title | None = None
+    text: Text
     district: Short | None = None
-    user: Short | None = None
+    user: Name | None = None
     channel: Short | None = None
 
 
-class ClassifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassifyIn(Strict):
     id: Id | None = None
-    time: datetime | None = None
-    title: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    text: str = Field(min_length=1)
+    time: Time | None = None
+    title: Title | None = None
+    text: Text
 
 
-class AppealBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AppealBatch(Strict):
     appeals: list[AppealIn] = Field(min_length=1)
 
 
-class ClassifyBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassifyBatch(Strict):
     appeals: list[ClassifyIn] = Field(min_length=1)
+
+
+def _shape(value: Any) -> str:
+    """One appeal or a batch, told by the ``appeals`` key, so a body is validated against one
+    shape only."""
+    if isinstance(value, dict):
+        return "batch" if "appeals" in value else "one"
+    return "batch" if isinstance(value, (AppealBatch, ClassifyBatch)) else "one"
+
+
+def request_bodies(max_batch: int):
+    """The request bodies of ``POST /v1/appeals`` and ``/v1/classify`` for a service whose
+    batches hold at most ``max_batch`` appeals: a longer list is refused before its items
+    are validated (the API answers 413)."""
+    bodies = []
+    for one, batch in ((AppealIn, AppealBatch), (ClassifyIn, ClassifyBatch)):
+        item = batch.model_fields["appeals"].annotation.__args__[0]
+        capped = create_model(batch.__name__, __base__=batch,
+                              appeals=(list[item], Field(min_length=1, max_length=max_batch)))
+        bodies.append(Annotated[Union[Annotated[one, Variant("one")], Annotated[capped, Variant("batch")]],
+                                Discriminator(_shape)])
+    return tuple(bodies)
 
 
 class Cue(BaseModel):
@@ -112,11 +196,10 @@ class PredictionOut(BaseModel):
     created_at: datetime
 
 
-class LabelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LabelIn(Strict):
     category: Short | None = None
     urgency: Level | None = None
-    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=2000), Clean] | None = None
 
 
 class LabelOut(BaseModel):

@@ -181,9 +181,10 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s"):
+        seq = int(raw[1:]) if raw.startswith("s") and raw[1:].isdigit() and len(raw) < 21 else -1
+        if not 0 <= seq < 2 ** 63:  # a database integer
             raise ValueError
-        return int(raw[1:])
+        return seq
     except (ValueError, UnicodeDecodeError):
         raise ValueError("cursor is not one this service returned") from None
 
