@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from corpora.text import DATA_DIR, join_title, normalise
+from corpora.text import DATA_DIR, join_title, normalise, redact
 
 __all__ = ["AppealDataError", "Problem", "ReadResult", "read_appeals", "appeal_texts",
            "CANONICAL_FIELDS", "DEFAULT_MAX_CHARS"]
@@ -118,7 +118,8 @@ _TIME_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y-%m-%d %H
 def parse_time(value) -> str | None:
     """Normalise a timestamp to ISO 8601 (``YYYY-MM-DDTHH:MM:SS``); None when empty.
 
-    Raises ValueError for a value that is present but not a time.
+    Raises ValueError for a value that is present but not a time; its message quotes the
+    value only through :func:`corpora.text.redact`.
 
     Examples
     --------
@@ -142,7 +143,12 @@ def parse_time(value) -> str | None:
     try:
         return datetime.fromisoformat(s).isoformat()
     except ValueError:
-        raise ValueError(f"'{s[:40]}' is not a time; use YYYY-MM-DD HH:MM:SS or YYYY/M/D H:MM:SS") from None
+        # The value may be anything typed into the column (a phone number, a name): quote it
+        # only redacted and cut short, after redaction so no part of a number slips through.
+        shown = redact(s)
+        shown = shown if len(shown) <= 30 else shown[:30] + "…"
+        raise ValueError(f"{shown!r} is not a time; expected a date and time such as 2019-01-06 09:05:38 "
+                         "(YYYY-MM-DD HH:MM:SS, YYYY/M/D H:MM:SS, YYYY年M月D日 or ISO 8601)") from None
 
 
 def _clean_id(value) -> str | None:

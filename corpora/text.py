@@ -97,28 +97,50 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("[身份证号]", re.compile(r"(?<!\d)\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)")),
     ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3,4}\d{1,4}(?!\d)")),
     ("[手机号]", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)")),
-    ("[电话]", re.compile(r"(?<!\d)(?:0\d{2,3}[- ]?)?[2-8]\d{6,7}(?!\d)")),
+    ("[电话]", re.compile(r"(?<!\d)(?:(?:\(0\d{2,3}\)|0\d{2,3})[- ]?[2-8]\d{2,3}[- ]?\d{4}|[2-8]\d{6,7})(?!\d)")),
     ("[车牌号]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-Z][·.]?[A-Z0-9]{4,5}[A-Z0-9挂学警港澳]")),
     ("[门牌号]", re.compile(r"\d+(?:[-—]\d+)*\s*(?:栋|幢|号楼|单元|室|号房)(?:\s*\d+(?:[-—]\d+)*\s*(?:栋|幢|单元|室|楼|号|层))*")),
 ]
 
 
-def redact(text: str | None) -> str:
+# Full-width forms (１３８…, ＠, （）) fold to ASCII for matching only: one character for one,
+# so a match's span in the folded text is its span in the original.
+_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_PII_CHAR = re.compile(r"[\dA-Za-z@]")  # every pattern above needs one of these: a fast way out
+
+
+def redact(text: str | None, *, placeholder: str | None = None) -> str:
     """Replace personal data with placeholders.
 
     Mobile and landline numbers, 18-digit ID numbers, bank cards, e-mail, plate numbers
-    and door numbers in addresses.
+    and door numbers in addresses, also when written in full-width characters (raw input
+    that has not been through :func:`normalise`). ``placeholder`` replaces every match
+    instead of its label (e.g. ``" "`` to drop personal data from text for word counts).
 
     Examples
     --------
     >>> redact("电话13812345678，住3栋2单元501室，车牌湘A12345")
     '电话[手机号]，住[门牌号]，车牌[车牌号]'
+    >>> redact("手机１３８１２３４５６７８")
+    '手机[手机号]'
     """
-    if not text:
+    if text is None:
         return ""
     out = str(text)
-    for placeholder, pattern in _PII_PATTERNS:
-        out = pattern.sub(placeholder, out)
+    plain = not _FULL_WIDTH.search(out)  # no full-width characters: match the text itself
+    if not _PII_CHAR.search(out if plain else out.translate(_FOLD)):
+        return out
+    for label, pattern in _PII_PATTERNS:
+        if plain:
+            out = pattern.sub(label if placeholder is None else placeholder, out)
+            continue
+        folded = out.translate(_FOLD)
+        parts, last = [], 0
+        for m in pattern.finditer(folded):
+            parts += [out[last:m.start()], label if placeholder is None else placeholder]
+            last = m.end()
+        out = "".join(parts) + out[last:]
     return out
 
 

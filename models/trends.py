@@ -21,6 +21,7 @@ observed vs expected, appeal ids, one plain Chinese sentence).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -38,6 +39,7 @@ from corpora.topics import default_topics
 __all__ = ["TrendDetector", "Series", "benjamini_hochberg", "onsets_in"]
 
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
+_DIGIT_RUN = re.compile(r"\d{5}")
 
 
 @dataclass(frozen=True)
@@ -198,10 +200,14 @@ class TrendDetector(BaseEstimator):
         for i, t in enumerate(texts):
             if explained[i]:
                 continue
-            for w in set(tokenize(t)):
+            # Words are shown to people in alerts: personal data (a phone number many
+            # people report, an ID number) is cut out before segmentation, and a word with
+            # a long digit run that redaction did not recognise is never a term.
+            for w in set(tokenize(redact(t, placeholder=" "))):
                 ok = usable.get(w)
                 if ok is None:
                     ok = usable[w] = (len(w) >= 2 and not w.isdigit() and w not in known
+                                      and not _DIGIT_RUN.search(w)
                                       and not any(k in w for k in known_long))
                 if ok:
                     r2.append(i)
@@ -373,7 +379,8 @@ class TrendDetector(BaseEstimator):
             peak_doy = np.array([_season_day(date.fromisoformat(x["peak"])) for x in seasons])
             length = np.array([(date.fromisoformat(x["end"]) - date.fromisoformat(x["onset"])).days for x in seasons])
             typical = int(np.median(doy))
-            entry = {"topic": s.name, "district": s.district, "n_seasons": len(seasons),
+            entry = {"topic": redact(s.name), "district": redact(s.district) if s.district else None,
+                     "n_seasons": len(seasons),
                      "typical_onset": _from_season_day(typical), "onset_spread_days": round(float(np.std(doy)), 1),
                      "typical_peak": _from_season_day(int(np.median(peak_doy))),
                      "typical_length_days": int(np.median(length)),
@@ -478,7 +485,7 @@ class TrendDetector(BaseEstimator):
                 continue  # one or two people posting again and again is not a new issue
             lead = keep[c[0]]
             obs, exp = int(r[lead]), float(rate0[lead])
-            out.append({"kind": "emerging", "topic": "新问题：" + "、".join(terms), "category": None,
+            out.append({"kind": "emerging", "topic": redact("新问题：" + "、".join(terms)), "category": None,
                         "district": None, "window_start": self._date(t - recent_days + 1),
                         "window_end": self._date(t), "observed": obs, "expected": round(exp, 2),
                         "score": round(float(-np.log10(max(stats.poisson.sf(obs - 1, exp), 1e-300))), 2),
@@ -488,8 +495,10 @@ class TrendDetector(BaseEstimator):
         return out
 
     def _alert(self, kind, s: Series, j, a, b, obs, exp, score, summary):
-        return {"kind": kind, "topic": s.name if s.kind == "topic" else None,
-                "category": s.name if s.kind == "category" else None, "district": s.district,
+        # Every human-facing field is redacted: category and district come from the data.
+        return {"kind": kind, "topic": redact(s.name) if s.kind == "topic" else None,
+                "category": redact(s.name) if s.kind == "category" else None,
+                "district": redact(s.district) if s.district else None,
                 "window_start": self._date(a) if a is not None else None,
                 "window_end": self._date(b) if b is not None else None,
                 "observed": int(obs), "expected": round(float(exp), 2), "score": round(float(score), 2),
