@@ -46,35 +46,46 @@ def _summary(y, pred, alert=None) -> dict:
     return s
 
 
-def prevalence_corrected(y, pred, alert, sampling) -> dict | None:
+def prevalence_corrected(y, pred, alert, sampling, strata) -> dict | None:
     """Figures for the appeals a hotline receives, not for the enriched labelled mix.
 
     The labelled rows come from draws that over-sample risky appeals (``sampling``); only
-    the ``random`` draw is a plain sample. Level shares are taken from the random draw,
-    how the model grades each true level from all rows (assumed alike across draws), and
-    the two combined into the confusion matrix of the real stream: its macro-F1, per-level
-    precision, predicted shares and the alert's firing rate and precision. The random
-    draw's own firing rate, measured directly, is beside it (with a 95% interval).
-    Returns None when there is no random draw.
+    the ``random`` draw is a plain sample of the stream. The screens picked appeals by
+    their words, so rows are put in ``strata`` by words too (the keyword grader's level:
+    a live critical cue, an urgent cue, neither). Within a stratum the draws are pooled
+    (assumed alike given their words); the strata are weighted by their share of the
+    random draw. This gives the confusion matrix of the real stream: its macro-F1,
+    per-level precision and recall, predicted shares, and the alert's firing rate and
+    precision. The random draw's own firing rate is beside it, measured directly with a
+    95% interval. Returns None when there is no random draw.
 
     Examples
     --------
     >>> y = np.array(["critical", "urgent", "routine", "routine", "critical", "urgent"], dtype=object)
     >>> pred = np.array(["critical", "urgent", "routine", "urgent", "urgent", "urgent"], dtype=object)
     >>> s = np.array(["random"] * 4 + ["critical-screen"] * 2, dtype=object)
-    >>> r = prevalence_corrected(y, pred, np.zeros(6, bool), s)
-    >>> r["gold_share"], r["predicted_share"]["critical"], r["per_class"]["critical"]["recall"]
-    ({'critical': 0.25, 'urgent': 0.25, 'routine': 0.5}, 0.125, 0.5)
+    >>> strata = np.array(["critical", "urgent", "routine", "routine", "critical", "urgent"], dtype=object)
+    >>> r = prevalence_corrected(y, pred, np.zeros(6, bool), s, strata)
+    >>> r["stratum_share"], r["predicted_share"]["critical"], r["per_class"]["critical"]["recall"]
+    ({'critical': 0.25, 'routine': 0.5, 'urgent': 0.25}, 0.125, 0.5)
     """
     y, pred = np.asarray(y, dtype=object), np.asarray(pred, dtype=object)
-    sampling = np.asarray(sampling, dtype=object)
+    sampling, strata = np.asarray(sampling, dtype=object), np.asarray(strata, dtype=object)
     rnd = sampling == "random"
     if not rnd.any():
         return None
     caught = (pred == "critical") | np.asarray(alert, dtype=bool)
-    prior = np.array([(y[rnd] == lev).mean() for lev in LEVELS])
-    cond = np.array([[(pred[y == t] == p).mean() if (y == t).any() else 0.0 for p in LEVELS] for t in LEVELS])
-    joint = prior[:, None] * cond  # rows true, columns predicted, as shares of the stream
+    joint = np.zeros((len(LEVELS), len(LEVELS)))  # rows true, columns predicted, as shares of the stream
+    fires = crit_caught = 0.0
+    shares = {}
+    for st in sorted(set(strata[rnd])):
+        w, rows = (strata[rnd] == st).mean(), strata == st
+        shares[str(st)] = round(float(w), 4)
+        for i, t in enumerate(LEVELS):
+            for j, p in enumerate(LEVELS):
+                joint[i, j] += w * ((y[rows] == t) & (pred[rows] == p)).mean()
+        fires += w * caught[rows].mean()
+        crit_caught += w * (caught[rows] & (y[rows] == "critical")).mean()
     per_class, f1s = {}, []
     for i, lev in enumerate(LEVELS):
         tp, pp, tt = joint[i, i], joint[:, i].sum(), joint[i, :].sum()
@@ -84,19 +95,18 @@ def prevalence_corrected(y, pred, alert, sampling) -> dict | None:
         per_class[lev] = {"precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4)}
         if tt:
             f1s.append(f1)
-    alert_given = np.array([caught[y == t].mean() if (y == t).any() else 0.0 for t in LEVELS])
-    fires = float(prior @ alert_given)
     return {
-        "method": "level shares from the random draw x how each true level is graded, from all rows",
+        "method": "strata by the keyword grader's level, weighted by their share of the random draw; "
+                  "draws pooled within a stratum",
         "n_random": int(rnd.sum()),
-        "gold_share": {lev: round(float(p), 4) for lev, p in zip(LEVELS, prior)},
-        "gold_share_ci95": {lev: wilson((y[rnd] == lev).sum(), rnd.sum()) for lev in LEVELS},
+        "stratum_share": shares,
+        "gold_share": {lev: round(float(joint[i, :].sum()), 4) for i, lev in enumerate(LEVELS)},
         "predicted_share": {lev: round(float(joint[:, i].sum()), 4) for i, lev in enumerate(LEVELS)},
         "macro_f1": round(float(np.mean(f1s)), 4),
         "per_class": per_class,
         "critical_alert": {
-            "fires_on": round(fires, 4),
-            "precision": round(float(prior[0] * alert_given[0] / fires), 4) if fires else None,
+            "fires_on": round(float(fires), 4),
+            "precision": round(float(crit_caught / fires), 4) if fires else None,
             "fires_on_random_draw": round(float(caught[rnd].mean()), 4),
             "fires_on_random_draw_ci95": wilson(caught[rnd].sum(), rnd.sum())},
     }
@@ -115,12 +125,12 @@ def _by_sampling(y, pred, alert, sampling) -> dict | None:
     return {s: _summary(y[sampling == s], pred[sampling == s], alert[sampling == s]) for s in sorted(set(sampling))}
 
 
-def _draw_figures(report: dict, y, pred, alert, sampling) -> None:
+def _draw_figures(report: dict, texts, y, pred, alert, sampling) -> None:
     """Add per-draw and prevalence-corrected figures to ``report`` (when draws are known)."""
     if sampling is None:
         return
     report["by_sampling"] = _by_sampling(y, pred, alert, sampling)
-    corrected = prevalence_corrected(y, pred, alert, sampling)
+    corrected = prevalence_corrected(y, pred, alert, sampling, keyword_grade(texts))
     if corrected is not None:
         report["prevalence_corrected"] = corrected
         report["model"]["critical_alert"]["share_of_random_draw_alerted"] = \
@@ -134,7 +144,7 @@ def evaluate_urgency_model(model, texts, y, sampling=None) -> dict:
     pred, alert = _explained(model, texts)
     out = {"model": _summary(y, pred, alert), "operating_point": _operating_point(model),
            "keyword_baseline": _summary(y, keyword_grade(texts))}
-    _draw_figures(out, y, pred, alert, sampling)
+    _draw_figures(out, texts, y, pred, alert, sampling)
     return out
 
 
@@ -167,7 +177,7 @@ def cross_validate_urgency(texts, y, sampling=None, *, model=None, n_splits=5, r
         "model": _summary(y, pred, alert),
         "keyword_baseline": _summary(y, keyword_grade(texts)),
     }
-    _draw_figures(report, y, pred, alert, sampling)
+    _draw_figures(report, texts, y, pred, alert, sampling)
     return report
 
 
