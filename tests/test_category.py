@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.model_selection import StratifiedGroupKFold
 
+from corpora.records import appeal_texts
 from models.category import CategoryClassifier, choose_review_threshold
+from models.doc import as_docs
+from training.split import near_duplicate_groups
 
 X = ["小区暖气不热", "景区门票太贵", "暖气片不热家里冷", "导游强制购物", "供暖不达标", "旅行社欺骗游客",
      "停暖三天了", "景点乱收费"] * 4
@@ -18,7 +22,6 @@ def test_estimator_contract():
     p = clf.predict_proba(["暖气不热", "导游强制购物"])
     np.testing.assert_allclose(p.sum(1), 1.0)
     assert list(clf.predict(["暖气不热", "导游强制购物"])) == ["城乡建设", "商贸旅游"]
-    assert 0 <= clf.review_threshold_ <= 1
     clone(clf)  # params round-trip
 
 
@@ -54,8 +57,41 @@ def test_review_threshold_table(proba, correct, target, expected):
     assert choose_review_threshold(np.array(proba), np.array(correct), target_precision=target) == expected
 
 
-def test_needs_review_honours_threshold():
+def test_needs_review_honours_the_fitted_threshold():
+    """needs_review flags a top probability just below the fitted threshold, not one at it."""
     clf = CategoryClassifier(calibration_folds=3).fit(X, Y)
-    clf.review_threshold_ = 0.8
-    flags = clf.needs_review(np.array([[0.79, 0.21], [0.81, 0.19]]))
-    assert flags.tolist() == [True, False]
+    t = clf.review_threshold_
+    assert 0.5 < t < 1
+    below = np.nextafter(t, 0)
+    flags = clf.needs_review(np.array([[below, 1 - below], [t, 1 - t], [1 - below, below]]))
+    assert flags.tolist() == [True, False, True]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("target", [0.8, 0.95])
+def test_review_threshold_meets_target_precision_out_of_fold(demo_frame, target):
+    """review_threshold_ is the lowest top probability at which the out-of-fold tags it
+    accepts reach target_precision (the out-of-fold scores are rebuilt here from the same
+    grouped folds; they match the model's own oof_accuracy_)."""
+    texts = appeal_texts(demo_frame)
+    y = demo_frame["category"].to_numpy(dtype=object)
+    clf = CategoryClassifier(target_precision=target).fit(texts, y)
+    docs = as_docs(texts)
+    F = clf.features_.transform(docs)
+    oof = np.zeros((len(y), len(clf.classes_)))
+    folds = StratifiedGroupKFold(clf.calibration_folds, shuffle=True, random_state=clf.random_state)
+    for tr, te in folds.split(F, y, near_duplicate_groups([d.text for d in docs])):
+        oof[te] = clf._svm().fit(F[tr], y[tr]).decision_function(F[te])
+    proba = _softmax(oof * clf.temperature_)
+    correct = clf.classes_[proba.argmax(1)] == y
+    assert correct.mean() == pytest.approx(clf.oof_accuracy_)
+    top = proba.max(1)
+    accepted = top >= clf.review_threshold_
+    assert 0 < accepted.sum() < len(y)  # neither everything nor nothing is flagged
+    assert correct[accepted].mean() >= target
+    # one step lower and the accepted tags fall short of the target
+    assert correct[top >= top[~accepted].max()].mean() < target

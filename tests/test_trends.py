@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from corpora.simulate import CityConfig, simulate_stream
+from corpora.text import normalise
+from corpora.topics import default_topics
 from models.trends import TrendDetector, benjamini_hochberg, onsets_in
 from training.trends import as_of_dates, backtest, baseline_backtest, score_alerts
 
@@ -54,8 +56,14 @@ def test_injected_incident_is_found_with_evidence():
         hits = [a for a in alerts if a["kind"] == "spike" and set(a["evidence_ids"]) & set(e["ids"])
                 and 0 <= (date.fromisoformat(a["as_of"]) - date.fromisoformat(e["start"])).days <= 7]
         assert hits, e["id"]
-        a = hits[0]
-        assert a["observed"] > a["expected"] and a["summary"] and a["district"] in {e["district"], None}
+        assert all(a["district"] in {e["district"], None} for a in hits)
+        named = [a for a in hits if a["topic"] == e["topic"]]
+        assert named, f"no spike of 「{e['topic']}」 for {e['id']}"
+        a = named[0]
+        assert a["observed"] > 2 * a["expected"]
+        # the sentence names the series and the counts it reports
+        assert a["summary"].startswith(f"{a['district'] or '全市'}「{e['topic']}」"), a["summary"]
+        assert f"收到{a['observed']}件" in a["summary"] and f"预计约{a['expected']:.1f}件" in a["summary"]
 
 
 def test_quiet_stream_raises_few_alarms():
@@ -103,14 +111,30 @@ def test_trends_cli(tmp_path, stream):
     assert main(["trends", "backtest", "--input", str(src), "--start", "2024-10-01", "--end", "2024-12-31",
                  "--output", str(out), "-q"]) == 0
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert rows
+    assert {"spike", "seasonal_onset"} <= {r["kind"] for r in rows}  # winter heating starts in November
+    by_id, lex = frame.set_index("id"), default_topics()
     for r in rows:
         assert {"as_of", "kind", "district", "window_start", "window_end", "observed", "expected", "score",
                 "evidence_ids", "summary"} <= set(r)
-        assert ("topic" in r) or ("category" in r)
         assert date.fromisoformat(r["as_of"]).weekday() == 6
+        # The stream has no category column: every alert names a topic, none a category.
+        assert r["category"] is None and r["topic"], r
+        ev = by_id.loc[r["evidence_ids"]]
+        assert len(ev), r
+        if r["kind"] == "emerging":
+            assert r["topic"].startswith("新问题：")
+        else:  # a topic of the stream; its evidence is appeals of that topic (and district)
+            assert r["summary"].startswith(f"{r['district'] or '全市'}「{r['topic']}」"), r["summary"]
+            assert all(r["topic"] in lex.assign(normalise(t)) for t in ev["text"]), r
+            assert r["district"] is None or (ev["district"] == r["district"]).all(), r
+        if r["kind"] != "forecast":  # the evidence lies in the alert's window, up to as_of
+            days = pd.to_datetime(ev["time"]).dt.strftime("%Y-%m-%d")
+            assert days.between(r["window_start"], r["window_end"]).all() and r["window_end"] <= r["as_of"], r
+        if r["kind"] in {"spike", "seasonal_onset"}:  # the evidence is the appeals counted (up to 50)
+            assert len(ev) == min(r["observed"], 50), r
     cal = tmp_path / "calendar.json"
     assert main(["trends", "calendar", "--input", str(src), "--output", str(cal)]) == 0
-    assert json.loads(cal.read_text(encoding="utf-8"))["entries"]
+    heating = [e for e in json.loads(cal.read_text(encoding="utf-8"))["entries"] if e["topic"] == "冬季采暖"]
+    assert heating and all(e["typical_onset"].startswith("11-") for e in heating)
     assert main(["trends", "backtest", "--input", str(src), "--start", "2025-01-01", "--end", "2024-01-01",
                  "--output", str(out)]) == 3
