@@ -308,7 +308,8 @@ def cmd_serve(args) -> int:
     else:
         from service.api import create_app  # not above: the workers import it after the fork
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False,
+                    **settings.uvicorn_options())
     return 0
 
 

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     city: str | None = None  # deadline rules (corpora/data/sla.csv); default: the bundle's
     key_cache_seconds: float = 10.0  # a revoked key stops working within this time
     timezone: str = "Asia/Shanghai"  # the zone of appeal times sent without an offset
+    # slow or oversized clients (service/guard.py); per server process
+    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers must arrive within this
+    body_timeout_s: float = Field(60.0, gt=0)  # the body, once the headers are in
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # 431 above
+    max_connections: int = Field(1000, ge=1)  # connections and tasks; 503 above
     api_docs: bool = True  # /docs, /redoc and /openapi.json without a key (they hold no data); False turns them off
 
     @field_validator("timezone")
@@ -36,3 +41,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
         return value
 
+    def uvicorn_options(self) -> dict:
+        """What ``uvicorn.Config`` takes of these settings: the guarded protocol and the
+        connection cap (service/guard.py)."""
+        from service.guard import guarded_protocol
+
+        return {"http": guarded_protocol(header_timeout=self.header_timeout_s, body_timeout=self.body_timeout_s,
+                                         max_header_bytes=self.max_header_bytes),
+                "limit_concurrency": self.max_connections}

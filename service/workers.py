@@ -87,7 +87,8 @@ def _worker(channel: socket.socket, others: list[socket.socket], listener: socke
     listener.close()  # the fork inherited the parent's sockets: keep only this worker's channel
     for other in others:
         other.close()
-    config = uvicorn.Config(create_app(Settings()), log_level="info", access_log=False)
+    settings = Settings()
+    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False, **settings.uvicorn_options())
     # Ctrl-C reaches every process of the group: uvicorn shuts this worker down gracefully and
     # then re-raises the signal it caught; ignored here, so the worker exits without a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
