@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHARED  ?= ../shared/corpora
 MODEL   := models/registry/demo
 
-.PHONY: run test bench bench-trends venv model clean
+.PHONY: run test bench bench-trends bench-hostile venv model clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -58,6 +58,10 @@ bench: $(STAMP) $(MODEL)/manifest.json
 	fi; \
 	PG=$$(bash .ci/postgres.sh 2>/dev/null | tail -1) || PG=""; \
 	$(BIN)/suqiu bench-api --model $$BENCH_MODEL $$BENCH_INPUT $${PG:+--postgres-url $$PG} --report var/bench_api.json
+
+# Hostile requests in a loop against a real server: /healthz latency and the server's RSS.
+bench-hostile: $(STAMP) $(MODEL)/manifest.json
+	$(BIN)/python -m service.bench_hostile --model $(MODEL) --report var/bench_hostile.json
 
 # Early warning on simulated streams with known truth, and on the real data when present.
 bench-trends: $(STAMP)

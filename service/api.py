@@ -157,23 +157,41 @@ def strict_json(body: bytes):
 
 
 class StrictJSONRequest(Request):
+    """A request whose JSON body is parsed by :func:`strict_json` in a worker thread (the
+    event loop keeps answering /healthz meanwhile), after a cheap count of its objects:
+    a body with more JSON objects than ``max_objects`` is refused (413) unparsed."""
+
+    max_objects: int | None = None
+
     async def json(self):
         if not hasattr(self, "_json"):
-            self._json = strict_json(await self.body())
+            body = await self.body()
+            if self.max_objects is not None and body.count(b"{") > self.max_objects:
+                raise HTTPException(413, f"a body holds at most {self.max_objects:,} JSON objects; "
+                                         "send large batches in several requests")
+            self._json = await run_in_threadpool(strict_json, body)
         return self._json
 
 
-class StrictJSONRoute(APIRoute):
-    """Routes whose JSON bodies are read by :func:`strict_json` (FastAPI's documented way to
-    change how a request body is parsed: a custom Request in a custom route class)."""
+def strict_json_route(max_objects: int) -> type[APIRoute]:
+    """Routes whose JSON bodies are read by :class:`StrictJSONRequest` (FastAPI's documented
+    way to change how a request body is parsed: a custom Request in a custom route class)."""
 
-    def get_route_handler(self):
-        handler = super().get_route_handler()
+    class Strict(StrictJSONRequest):
+        pass
 
-        async def route(request: Request):
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+    Strict.max_objects = max_objects
 
-        return route
+    class StrictJSONRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+
+            async def route(request: Request):
+                return await handler(Strict(request.scope, request.receive))
+
+            return route
+
+    return StrictJSONRoute
 
 
 def _printable(value) -> str:
@@ -223,7 +241,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
                   # 413 for a body over the limit, by its Content-Length or by the bytes read
                   max_body_size=settings.max_body_bytes)
-    app.router.route_class = StrictJSONRoute
+    # A batch of N appeals is N + 1 objects; "{" inside texts is counted too, hence the slack.
+    app.router.route_class = strict_json_route(max_objects=4 * settings.max_batch + 64)
     metrics = Metrics()
     app.state.metrics = metrics
     AppealBody, ClassifyBody = request_bodies(settings.max_batch)

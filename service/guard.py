@@ -34,7 +34,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._deadline = None
-            self._head_bytes = 0
+            self._head_bytes, self._tail = 0, b""
             self._in_head = True
             self._arm(header_timeout, "headers")
 
@@ -63,7 +63,11 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
 
         def data_received(self, data: bytes) -> None:
             if self._in_head:
-                self._head_bytes += len(data)
+                # count the head only: a chunk can hold the end of the headers and the body
+                probe = self._tail + data
+                end = probe.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+                self._tail = data[-3:]
                 if self._head_bytes > max_header_bytes:
                     log.info("refusing a request whose headers exceed %d bytes", max_header_bytes)
                     self._disarm()
@@ -75,7 +79,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
         def on_message_begin(self) -> None:
             super().on_message_begin()
             if not self._in_head:  # the next request on a kept-alive connection
-                self._in_head, self._head_bytes = True, 0
+                self._in_head, self._head_bytes, self._tail = True, 0, b""
                 self._arm(header_timeout, "headers")
 
         def on_headers_complete(self) -> None:

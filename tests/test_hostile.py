@@ -44,7 +44,11 @@ def test_a_huge_batch_is_refused_before_its_items_are_validated(env):
     for path, role in (("/v1/appeals", "ingest"), ("/v1/classify", "analyst")):
         r = client.post(path, content=body, headers=h(keys, role))
         assert r.status_code == 413 and len(r.content) < 200, r.content[:200]
-        assert "1,000" in r.json()["detail"]
+        assert "at most" in r.json()["detail"]
+    # a list just over the limit, of real appeals, is refused as a batch over 1,000
+    over = {"appeals": [{"id": f"L-{i}", "text": "路灯坏了"} for i in range(1001)]}
+    r = client.post("/v1/appeals", json=over, headers=h(keys))
+    assert r.status_code == 413 and "1,000" in r.json()["detail"]
 
 
 def test_stray_keys_cost_one_error_not_one_each(env):

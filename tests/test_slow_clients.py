@@ -95,3 +95,12 @@ def test_ordinary_requests_still_pass(server):
             assert c.get("/healthz").status_code == 200
             r = c.post("/v1/classify", json={"text": "小区停水三天了"})
             assert r.status_code == 200 and r.json()["data"][0]["urgency"]
+
+
+def test_a_large_batch_is_not_mistaken_for_large_headers(server):
+    """Headers and body arrive in the same reads: only the headers count towards the cap."""
+    base, key = server
+    batch = {"appeals": [{"id": f"big-{i}", "text": "小区停水三天了，" * 40} for i in range(300)]}  # ~1 MB
+    with httpx2.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as c:
+        r = c.post("/v1/appeals", json=batch)
+    assert r.status_code == 200 and r.json()["count"] == 300
