@@ -134,7 +134,8 @@ def oof(data: Data, variant: str, seed=0):
     for tr, te in data.folds(seed):
         dtr, dte = [data.docs[i] for i in tr], [data.docs[i] for i in te]
         vec = (WordCharTfidf(max_char_features=50_000) if variant == "words"
-               else CharNgramTfidf(min_df=2, max_features=50_000)).fit(dtr)
+               else CharNgramTfidf(min_df=2, max_features=50_000,
+                                   max_chars=1500 if variant == "window-1500" else None)).fit(dtr)
         cw = 0.5 if variant == "cue-weight-0.5" else 1.0
         blocks_tr, blocks_te = [vec.transform(dtr), sp.csr_matrix(data.cues[tr] * cw)], \
             [vec.transform(dte), sp.csr_matrix(data.cues[te] * cw)]
@@ -188,7 +189,7 @@ def scores(y, pc, pu) -> dict:
             "urgent_or_above_auc": round(roc_auc_score(y != "routine", pu), 3), "macro_f1": round(best[0], 3)}
 
 
-VARIANTS = ["heads", "C1", "C10", "words", "cue-weight-0.5", "screen-weight-0.5", "ordinal",
+VARIANTS = ["heads", "C1", "C10", "window-1500", "words", "cue-weight-0.5", "screen-weight-0.5", "ordinal",
             "ordinal+critical-head", "ridge", "context", "cue-window", "lsa1", "lsa3", "trees", "trees+heads"]
 
 
