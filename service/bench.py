@@ -23,7 +23,7 @@ import httpx2
 import psutil
 from tqdm.auto import tqdm
 
-from training.bench import CpuSteal, ProcessCpu
+from training.bench import CpuSteal, ProcessCpu, nearest_rank
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def free_port() -> int:
 
 
 def _pct(values, q):
-    v = sorted(values)
-    return round(v[min(len(v) - 1, max(0, int(round(q * len(v))) - 1))] * 1000, 1)
+    """The ``q`` quantile of latencies in seconds, as milliseconds (nearest rank)."""
+    return round(nearest_rank(values, q) * 1000, 1)
 
 
 class _Connection:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,28 @@ def database_url(request, tmp_path):
         yield url
     finally:
         drop_database(url)
+
+
+@contextmanager
+def api_env(database_url: str, model_dir, *, raise_server_exceptions: bool = True, **settings):
+    """The API on a migrated database with one key per role: (TestClient, keys by role,
+    a sessionmaker on the same database)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy.orm import sessionmaker
+
+    from service.api import create_app
+    from service.auth import ROLES, create_key
+    from service.config import Settings
+    from service.db import make_engine, upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    S = sessionmaker(engine)
+    with S() as s:
+        keys = {role: create_key(s, role=role, name=f"test-{role}") for role in ROLES}
+    app = create_app(Settings(database_url=database_url, model_dir=model_dir, **settings))
+    try:
+        with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+            yield client, keys, S
+    finally:
+        engine.dispose()

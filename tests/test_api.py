@@ -10,20 +10,13 @@ from service.api import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Appeal, AuditLog, Prediction, make_engine, upgrade
+from tests.conftest import api_env
 
 
 @pytest.fixture
 def env(database_url, demo_bundle):
-    url = database_url
-    upgrade(url)
-    engine = make_engine(url)
-    S = sessionmaker(engine)
-    with S() as s:
-        keys = {role: create_key(s, role=role, name=f"test-{role}") for role in ("ingest", "analyst", "admin")}
-    settings = Settings(database_url=url, model_dir=demo_bundle.path, max_text_chars=5000, max_body_bytes=2_000_000)
-    with TestClient(create_app(settings)) as client:
-        yield client, keys, S
-    engine.dispose()
+    with api_env(database_url, demo_bundle.path, max_text_chars=5000, max_body_bytes=2_000_000) as e:
+        yield e
 
 
 def h(keys, role="admin"):

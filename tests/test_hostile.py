@@ -17,21 +17,15 @@ from service.api import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.db import Appeal, make_engine, upgrade
+from tests.conftest import api_env
 
 PHONE, ID_NUMBER = "13812345678", "430102199001011234"
 
 
 @pytest.fixture
 def env(database_url, demo_bundle):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    S = sessionmaker(engine)
-    with S() as s:
-        keys = {role: create_key(s, role=role, name=f"test-{role}") for role in ("ingest", "analyst", "admin")}
-    settings = Settings(database_url=database_url, model_dir=demo_bundle.path)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client, keys, S
-    engine.dispose()
+    with api_env(database_url, demo_bundle.path, raise_server_exceptions=False) as e:
+        yield e
 
 
 def h(keys, role="admin"):

@@ -138,24 +138,132 @@ def test_alert_takes_the_most_critical_appeals_within_its_budget():
         choose_alert(score, critical, cue, none, draw, 0)
 
 
-@pytest.mark.parametrize("budget", [0.16, 0.3])
-def test_operating_point_is_honoured(demo_frame, budget):
-    """The alert fires within its budget out of fold, and the level and alert follow the
-    stored thresholds exactly."""
-    from corpora.records import appeal_texts
+class OofFits:
+    """Models fitted on the demo corpus at several alert budgets (each fitted once per module),
+    with the out-of-fold scores ``fit`` chose their thresholds on, captured as ``fit`` passes
+    them to the level's grading (``_grade``) and to :func:`choose_alert`."""
 
-    texts, y = appeal_texts(demo_frame), demo_frame["urgency"].to_numpy(dtype=object)
-    m = UrgencyModel(alert_budget=budget).fit(texts, y)
-    assert m.alert_oof_["fires_on_draw"] <= budget and m.alert_oof_["draw"] == "all"
+    def __init__(self, demo_frame):
+        from corpora.records import appeal_texts
+
+        self.texts = appeal_texts(demo_frame)
+        self.y = demo_frame["urgency"].to_numpy(dtype=object)
+        self.fits = {}
+
+    def __call__(self, budget):
+        if budget not in self.fits:
+            import models.urgency as mu
+
+            seen = {}
+            grade, choose = mu._grade, mu.choose_alert
+
+            def spy_grade(pc, pu, tc, tu):
+                seen.setdefault("pc_pu", (pc.copy(), pu.copy()))
+                return grade(pc, pu, tc, tu)
+
+            def spy_choose(score, critical, cue, graded, in_draw, b):
+                seen["alert"] = (score.copy(), cue.copy())
+                return choose(score, critical, cue, graded, in_draw, b)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(mu, "_grade", spy_grade)
+                mp.setattr(mu, "choose_alert", spy_choose)
+                m = UrgencyModel(alert_budget=budget).fit(self.texts, self.y)
+            pc, pu = seen["pc_pu"]
+            assert np.array_equal(seen["alert"][0], pc)  # the alert is chosen on the same OOF scores
+            self.fits[budget] = (m, pc, pu, seen["alert"][1])
+        return self.fits[budget]
+
+
+@pytest.fixture(scope="module")
+def oof_fits(demo_frame):
+    return OofFits(demo_frame)
+
+
+def _oof_macro_f1(y, pc, pu, t_critical, t_up):
+    from sklearn.metrics import f1_score
+
+    pred = np.where(pc >= t_critical, "critical", np.where(pu >= t_up, "urgent", "routine"))
+    return f1_score(y, pred, labels=list(LEVELS), average="macro", zero_division=0)
+
+
+@pytest.mark.parametrize("budget", [0.16, 0.3])
+def test_operating_point_is_honoured(oof_fits, budget):
+    """The level and alert follow the stored thresholds exactly; out of fold, the level's
+    thresholds beat the obvious alternatives, and the alert's figures are what its
+    thresholds give on the out-of-fold scores, within its budget."""
+    m, pc, pu, hazard = oof_fits(budget)
+    texts, y = oof_fits.texts, oof_fits.y
+    # consistency: grade and alert as the stored thresholds say (on the unrounded scores: the
+    # reported critical_score is rounded to 4 decimals)
+    scores = m.predict_proba(texts)[:, 0]
+    for e, pc_i in zip(m.explain(texts), scores):
+        assert e["critical_score"] == round(pc_i, 4)
+        assert (e["urgency"] == "critical") == (pc_i >= m.critical_threshold_)
+        live_hazard = any(c["level"] == "critical" and not c["negated"] for c in e["urgency_cues"])
+        assert e["possible_critical"] == (e["urgency"] != "critical" and (
+            pc_i >= m.alert_threshold_ or (live_hazard and pc_i >= m.alert_cue_threshold_)))
+    # the out-of-fold macro-F1 is that of the stored thresholds (computed here by scikit-learn) …
+    chosen = _oof_macro_f1(y, pc, pu, m.critical_threshold_, m.urgent_threshold_)
+    assert chosen == pytest.approx(m.oof_macro_f1_, abs=1e-9)
+    # … and no worse than alternatives: 0.5 / 0.5, thresholds matching each level's share of
+    # the labels, and the chosen ones moved by a tenth of the scores' spread either way
+    share_c, share_up = np.mean(y == "critical"), np.mean(y != "routine")
+    alternatives = [(0.5, 0.5), (np.quantile(pc, 1 - share_c), np.quantile(pu, 1 - share_up))]
+    for dc in (-0.1, 0, 0.1):
+        for du in (-0.1, 0, 0.1):
+            if dc or du:
+                alternatives.append((np.quantile(pc, np.clip(np.mean(pc < m.critical_threshold_) + dc, 0, 1)),
+                                     np.quantile(pu, np.clip(np.mean(pu < m.urgent_threshold_) + du, 0, 1))))
+    for tc, tu in alternatives:
+        alt = _oof_macro_f1(y, pc, pu, tc, tu)
+        assert alt <= chosen + 1e-9, f"thresholds {tc:.4f}/{tu:.4f}: OOF macro-F1 {alt:.4f} > chosen {chosen:.4f}"
+    default = _oof_macro_f1(y, pc, pu, 0.5, 0.5)
+    assert chosen > default + 0.05, f"chosen {chosen:.4f} vs 0.5/0.5 {default:.4f}"
+    # the alert's cue path reads live critical cues only (computed here from the lexicon)
+    from corpora.text import normalise
+
+    assert np.array_equal(hazard, [any(c["level"] == "critical" and not c["negated"] for c in LEX.find(normalise(t)))
+                                   for t in texts])
+    # its out-of-fold figures are what its thresholds give on the out-of-fold scores
+    crit = y == "critical"
+    fired = (pc >= m.critical_threshold_) | (hazard & (pc >= m.alert_cue_threshold_)) | (pc >= m.alert_threshold_)
+    recall, fires = round(float(fired[crit].mean()), 4), round(float(fired.mean()), 4)
+    assert (m.alert_oof_["recall"], m.alert_oof_["fires_on_draw"]) == (recall, fires)
+    assert fires <= budget
+    assert m.alert_oof_["n_critical"] == crit.sum() and m.alert_oof_["n_draw"] == len(y)
+    assert m.alert_oof_["draw"] == "all"
     lo, hi = m.alert_oof_["recall_ci95"]
     assert lo <= m.alert_oof_["recall"] <= hi
-    ex = m.explain(texts)
-    for e in ex:
-        pc = e["critical_score"]
-        assert (e["urgency"] == "critical") == (pc >= m.critical_threshold_)
-        hazard = any(c["level"] == "critical" and not c["negated"] for c in e["urgency_cues"])
-        assert e["possible_critical"] == (e["urgency"] != "critical" and (
-            pc >= m.alert_threshold_ or (hazard and pc >= m.alert_cue_threshold_)))
+
+
+def test_raising_the_budget_never_lowers_out_of_fold_recall(oof_fits):
+    """A wider budget can only let the alert catch more critical appeals; the level's own
+    thresholds do not move with it (critical stays rare)."""
+    fits = [oof_fits(b) for b in (0.1, 0.16, 0.3)]
+    recall = [m.alert_oof_["recall"] for m, *_ in fits]
+    fires = [m.alert_oof_["fires_on_draw"] for m, *_ in fits]
+    assert recall == sorted(recall) and recall[0] < recall[-1], recall
+    assert fires == sorted(fires), fires
+    for b, (m, pc, *_) in zip((0.1, 0.16, 0.3), fits):
+        graded_share = np.mean(pc >= m.critical_threshold_)
+        if graded_share > b:  # the critical grade alone is over budget: the alert adds nothing to it
+            assert m.alert_threshold_ == m.alert_cue_threshold_ == np.inf
+            assert m.alert_oof_["fires_on_draw"] == round(graded_share, 4)
+        else:
+            assert m.alert_oof_["fires_on_draw"] <= b
+    assert len({(m.critical_threshold_, m.urgent_threshold_, m.oof_macro_f1_) for m, *_ in fits}) == 1
+    # at each budget, no single score threshold within that budget catches more (brute force
+    # over every out-of-fold score)
+    for b, (m, pc, _, hazard) in zip((0.1, 0.16, 0.3), fits):
+        crit = oof_fits.y == "critical"
+        graded = pc >= m.critical_threshold_
+        fired = graded | (hazard & (pc >= m.alert_cue_threshold_)) | (pc >= m.alert_threshold_)
+        caught = int(fired[crit].sum())
+        for t in np.unique(pc):
+            alone = graded | (pc >= t)
+            if alone.sum() <= b * len(pc):
+                assert int(alone[crit].sum()) <= caught, f"budget {b}: score >= {t:.4f} alone catches more"
 
 
 def test_a_wider_budget_catches_more_and_an_impossible_one_adds_nothing(demo_frame):
