@@ -4,6 +4,7 @@
 the lifespan, never at import time. A missing bundle stops startup.
 """
 
+import asyncio
 import gc
 import json
 import logging
@@ -157,31 +158,45 @@ def strict_json(body: bytes):
 
 
 class StrictJSONRequest(Request):
-    """A request whose JSON body is parsed by :func:`strict_json` — a large one in a worker
-    thread, so the event loop keeps answering /healthz meanwhile — after a cheap count of
-    its objects: a body with more JSON objects than ``max_objects`` is refused (413) unparsed."""
+    """A request whose JSON body is parsed by :func:`strict_json` after cheap byte counts.
+
+    A batch of N appeals holds N + 1 objects and a handful of keys each, so a body with more
+    ``{`` than ``max_objects`` or more ``:`` than ``max_colons`` cannot be one the API
+    accepts: it is refused (413) unparsed, whatever it holds (both characters inside texts
+    count too, hence the slack in the limits). A large body is parsed in a worker thread, so
+    the event loop keeps answering /healthz, and at most ``parsing`` large bodies at a time,
+    so a flood of them cannot swell the process.
+    """
 
     max_objects: int | None = None
+    max_colons: int | None = None
+    parsing: asyncio.Semaphore | None = None
 
     async def json(self):
         if not hasattr(self, "_json"):
             body = await self.body()
-            if self.max_objects is not None and body.count(b"{") > self.max_objects:
-                raise HTTPException(413, f"a body holds at most {self.max_objects:,} JSON objects; "
+            if self.max_objects is not None and (body.count(b"{") > self.max_objects
+                                                 or body.count(b":") > self.max_colons):
+                raise HTTPException(413, "a body holds at most one batch of appeals "
+                                         f"({self.max_objects:,} JSON objects, {self.max_colons:,} colons); "
                                          "send large batches in several requests")
-            # a single appeal parses in microseconds, less than the hop to a thread costs
-            self._json = strict_json(body) if len(body) < 65536 else await run_in_threadpool(strict_json, body)
+            if len(body) < 65536:  # a single appeal parses in microseconds, less than a thread hop costs
+                self._json = strict_json(body)
+            else:
+                async with self.parsing:
+                    self._json = await run_in_threadpool(strict_json, body)
         return self._json
 
 
-def strict_json_route(max_objects: int) -> type[APIRoute]:
+def strict_json_route(max_batch: int) -> type[APIRoute]:
     """Routes whose JSON bodies are read by :class:`StrictJSONRequest` (FastAPI's documented
-    way to change how a request body is parsed: a custom Request in a custom route class)."""
+    way to change how a request body is parsed: a custom Request in a custom route class),
+    with limits for batches of at most ``max_batch`` appeals."""
 
     class Strict(StrictJSONRequest):
-        pass
-
-    Strict.max_objects = max_objects
+        max_objects = 4 * max_batch + 64
+        max_colons = 32 * max_batch + 64
+        parsing = asyncio.Semaphore(2)
 
     class StrictJSONRoute(APIRoute):
         def get_route_handler(self):
@@ -242,8 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
                   # 413 for a body over the limit, by its Content-Length or by the bytes read
                   max_body_size=settings.max_body_bytes)
-    # A batch of N appeals is N + 1 objects; "{" inside texts is counted too, hence the slack.
-    app.router.route_class = strict_json_route(max_objects=4 * settings.max_batch + 64)
+    app.router.route_class = strict_json_route(settings.max_batch)
     metrics = Metrics()
     app.state.metrics = metrics
     AppealBody, ClassifyBody = request_bodies(settings.max_batch)
