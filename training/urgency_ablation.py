@@ -41,7 +41,8 @@ MODIFIERS = {
     "hypothetical": r"可能|万一|如果|一旦|假如|恐怕|担心|隐患|风险|容易|难免|以防|防止|预防|避免",
     "past": r"曾经|去年|前年|年前|当年|当时|以前|之前|那年|\d{4}年|上世纪|历史",
     "resolved": r"救出|脱险|已经?(?:处理|解决|修复|修好|扑灭|恢复)|抢救过来|出院|事后",
-    "now": r"现在|目前|正在|今天|今晚|昨天|昨晚|刚才|刚刚|此刻|随时|每天|天天|仍然|至今|依然|还在|持续|马上|立即|近日|近期|这几天|最近",
+    "now": r"现在|目前|正在|今天|今晚|昨天|昨晚|刚才|刚刚|此刻|随时|每天|天天|仍然|至今|依然|还在|持续|马上|立即"
+           r"|近日|近期|这几天|最近",
     "request": r"建议|希望|规划|申请|改造|新建|增设|修建|项目|立项|提质|方案|设计",
     "accountability": r"追责|赔偿|说法|追究|索赔|维权|责任",
     "conditional": r"否则|不然|如果不|要是不|若不",
@@ -185,7 +186,8 @@ def scores(y, pc, pu) -> dict:
     grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
     grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
     best = max((f1_score(y, mu._grade(pc, pu, tc, tu), average="macro"), tc, tu) for tc in grid_c for tu in grid_u)
-    return {"critical_auc": round(roc_auc_score(crit, pc), 3), "critical_ap": round(average_precision_score(crit, pc), 3),
+    return {"critical_auc": round(roc_auc_score(crit, pc), 3),
+            "critical_ap": round(average_precision_score(crit, pc), 3),
             "urgent_or_above_auc": round(roc_auc_score(y != "routine", pu), 3), "macro_f1": round(best[0], 3)}
 
 
