@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHARED  ?= ../shared/corpora
 MODEL   := models/registry/demo
 
-.PHONY: run test bench bench-trends bench-hostile venv model clean
+.PHONY: run test bench bench-trends bench-hostile mutation venv model clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -62,6 +62,26 @@ bench: $(STAMP) $(MODEL)/manifest.json
 # Hostile requests in a loop against a real server: /healthz latency and the server's RSS.
 bench-hostile: $(STAMP) $(MODEL)/manifest.json
 	$(BIN)/python -m service.bench_hostile --model $(MODEL) --report var/bench_hostile.json
+
+# Mutation testing (issue 13; not in CI: minutes per module): mutmut on each of MODULES in its own
+# scratch copy under $TMPDIR/suqiu-mutation, so mutated files never touch the work tree. Prints
+# killed / survived / timeout / no tests / total and the score per module, then each surviving
+# mutant (file:line, the change); diffs in $TMPDIR/suqiu-mutation/report.md.
+#   make mutation MODULES="corpora/text.py corpora/dedup.py"
+#   make mutation MODULES=models/urgency.py TESTS="tests/test_urgency.py -k reason"
+#   make mutation MUTATION_PG=1    # the PostgreSQL cases too, as CI runs them (starts .ci/postgres.sh)
+MODULES ?= service/auth.py service/store.py
+MUTSTAMP := $(VENV)/.mutation-installed
+
+$(MUTSTAMP): $(STAMP) requirements-mutation.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-mutation.txt -c constraints.txt
+	touch $(MUTSTAMP)
+
+mutation: $(MUTSTAMP)
+	@if [ -n "$(MUTATION_PG)" ]; then \
+	  SUQIU_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh 2>/dev/null | tail -1); export SUQIU_TEST_POSTGRES_URL; \
+	fi; \
+	$(BIN)/python -m training.mutation $(MODULES) $(if $(TESTS),--tests "$(TESTS)")
 
 # Early warning on simulated streams with known truth, and on the real data when present.
 bench-trends: $(STAMP)
