@@ -181,7 +181,8 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        seq = int(raw[1:]) if raw.startswith("s") and raw[1:].isdigit() and len(raw) < 21 else -1
+        digits = raw[1:]
+        seq = int(digits) if raw.startswith("s") and digits.isascii() and digits.isdigit() and len(raw) < 21 else -1
         if not 0 <= seq < 2 ** 63:  # a database integer
             raise ValueError
         return seq

@@ -116,3 +116,28 @@ def test_the_migrations_build_the_schema_the_models_declare(engine):
     with engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
     assert diff == []
+
+
+@pytest.mark.parametrize("seq", [0, 1, 9, 99, 100, 12345, 123456, 10 ** 18, 2 ** 63 - 1])
+def test_cursors_round_trip_without_padding(seq):
+    from service.store import decode_cursor, encode_cursor
+
+    cursor = encode_cursor(seq)
+    assert "=" not in cursor and decode_cursor(cursor) == seq
+
+
+def test_cursors_round_trip_for_every_length():
+    from service.store import decode_cursor, encode_cursor
+
+    assert all(decode_cursor(encode_cursor(n)) == n for n in range(1, 5000))
+
+
+@pytest.mark.parametrize("raw", ["x123", "s+5", "s 5", "s", "s-1", "s" + "0" * 19 + "1", f"s{2 ** 63}", "s١٢"])
+def test_cursors_not_made_by_the_service_are_refused(raw):
+    import base64
+
+    from service.store import decode_cursor
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    with pytest.raises(ValueError, match="^cursor is not one this service returned$"):
+        decode_cursor(cursor)
