@@ -29,14 +29,18 @@ def engine(database_url):
     engine.dispose()
 
 
+def _model_v1(conn):
+    conn.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
+    conn.commit()
+
+
 def _columns(row, table, skip):
     return {c.key: getattr(row, c.key) for c in table.columns if c.key not in skip}
 
 
 def test_driver_rows_read_back_as_core_rows(engine):
     with engine.connect() as c:
-        c.execute(insert(ModelVersion.__table__), [{"version": "v1", "path": "x", "manifest": {}}])
-        c.commit()
+        _model_v1(c)
         assert store.ingest(c, appeals=[_appeal(1)], tags=[TAG]) == [True]  # through the driver
         with engine.connect() as other:  # committed: another connection sees it
             assert other.execute(select(Appeal.id)).scalars().all() == ["A-1"]
@@ -141,3 +145,32 @@ def test_cursors_not_made_by_the_service_are_refused(raw):
     cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     with pytest.raises(ValueError, match="^cursor is not one this service returned$"):
         decode_cursor(cursor)
+
+
+def test_pages_end_exactly_and_until_is_exclusive(engine):
+    """Three appeals, pages of three: one page and no cursor; an appeal at `until` is out."""
+    from sqlalchemy.orm import Session
+
+    appeals = [{**_appeal(i), "time": datetime(2025, 1, 6 + i, 9, 0, tzinfo=timezone.utc)} for i in range(3)]
+    with engine.connect() as c:
+        _model_v1(c)
+        store.ingest(c, appeals=appeals, tags=[TAG] * 3)
+    with Session(engine) as s:
+        rows, nxt = store.list_appeals(s, limit=3)
+        assert [r.id for r in rows] == ["A-0", "A-1", "A-2"] and nxt is None
+        rows, nxt = store.list_appeals(s, limit=2)
+        assert [r.id for r in rows] == ["A-0", "A-1"] and store.decode_cursor(nxt) == rows[-1].seq
+        rows, _ = store.list_appeals(s, until=datetime(2025, 1, 7, 9, 0, tzinfo=timezone.utc))
+        assert [r.id for r in rows] == ["A-0"]
+        rows, _ = store.list_appeals(s)  # the defaults: from the start, a page of 100
+        assert len(rows) == 3
+
+
+def test_every_prediction_field_is_stored(engine):
+    with engine.connect() as c:
+        _model_v1(c)
+        store.ingest(c, appeals=[_appeal(1)], tags=[TAG])
+        p = c.execute(select(Prediction)).one()
+    assert (p.model_version, p.category, p.urgency, p.urgency_score, p.department, p.topic, p.needs_review) == (
+        "v1", "城乡建设", "urgent", 0.7, "市城市管理局(供热办)", "冬季采暖", False)
+    assert p.deadlines == TAG["deadlines"] and p.scores == TAG["category_scores"] and p.cues == TAG["urgency_cues"]
