@@ -118,18 +118,13 @@ def _explained(model, texts):
             np.array([e["possible_critical"] for e in ex], dtype=bool))
 
 
-def _by_sampling(y, pred, alert, sampling) -> dict | None:
-    if sampling is None:
-        return None
-    sampling = np.asarray(sampling, dtype=object)
-    return {s: _summary(y[sampling == s], pred[sampling == s], alert[sampling == s]) for s in sorted(set(sampling))}
-
-
 def _draw_figures(report: dict, texts, y, pred, alert, sampling) -> None:
     """Add per-draw and prevalence-corrected figures to ``report`` (when draws are known)."""
     if sampling is None:
         return
-    report["by_sampling"] = _by_sampling(y, pred, alert, sampling)
+    sampling = np.asarray(sampling, dtype=object)
+    report["by_sampling"] = {s: _summary(y[sampling == s], pred[sampling == s], alert[sampling == s])
+                             for s in sorted(set(sampling))}
     corrected = prevalence_corrected(y, pred, alert, sampling, keyword_grade(texts))
     if corrected is not None:
         report["prevalence_corrected"] = corrected
