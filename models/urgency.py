@@ -36,8 +36,8 @@ from models.charngrams import CharNgramTfidf, csr_from_rows
 from models.doc import as_docs
 from models.features import linear_scores
 
-__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel", "choose_alert",
-           "decode_ngram", "wilson"]
+__all__ = ["LEVELS", "Cue", "CueLexicon", "load_cues", "SlaTable", "load_sla", "UrgencyModel", "level_thresholds",
+           "choose_alert", "decode_ngram", "wilson"]
 
 LEVELS = ("critical", "urgent", "routine")
 
@@ -236,6 +236,21 @@ def _macro_f1(y, pred) -> float:
     return float(np.mean(f1s))
 
 
+def level_thresholds(y, pc, pu) -> tuple[float, float, float]:
+    """(macro-F1, critical threshold, urgent threshold): the pair of a grid over the
+    scores' quantiles that grades ``y`` best from critical scores ``pc`` and
+    urgent-or-above scores ``pu`` (the first such pair on ties)."""
+    grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
+    grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
+    best = (-1.0, 1.0, 0.5)
+    for tc in grid_c:
+        for tu in grid_u:
+            f = _macro_f1(y, _grade(pc, pu, tc, tu))
+            if f > best[0]:
+                best = (f, float(tc), float(tu))
+    return best
+
+
 def _grade(p_critical, p_up, t_critical, t_up) -> np.ndarray:
     return np.where(p_critical >= t_critical, "critical",
                     np.where(p_up >= t_up, "urgent", "routine")).astype(object)
@@ -391,15 +406,7 @@ class UrgencyModel(ClassifierMixin, BaseEstimator):
         for tr, te in folds.split(np.zeros(len(y)), y, near_duplicate_groups([d.text for d in docs])):
             heads = self._fit_heads([docs[i] for i in tr], [found[i] for i in tr], y[tr])
             pc[te], pu[te] = self._scores(heads, [docs[i] for i in te], [found[i] for i in te])
-        grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
-        grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
-        best = (-1.0, 1.0, 0.5)
-        for tc in grid_c:
-            for tu in grid_u:
-                f = _macro_f1(y, _grade(pc, pu, tc, tu))
-                if f > best[0]:
-                    best = (f, float(tc), float(tu))
-        self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = best
+        self.oof_macro_f1_, self.critical_threshold_, self.urgent_threshold_ = level_thresholds(y, pc, pu)
         hazard = np.array([_live_critical_cue(f) for f in found])
         crit, graded = y == "critical", pc >= self.critical_threshold_
         self.alert_cue_threshold_, self.alert_threshold_ = choose_alert(pc, crit, hazard, graded, in_draw,

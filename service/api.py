@@ -210,6 +210,15 @@ def strict_json_route(max_batch: int) -> type[APIRoute]:
     return StrictJSONRoute
 
 
+UNAVAILABLE = {"detail": "database unavailable; retry shortly"}
+RETRY = {"Retry-After": "1"}
+
+
+def _unavailable(err: Exception) -> bool:
+    """The database cannot be reached (as opposed to refusing a value)."""
+    return isinstance(err, OperationalError) or isinstance(err, DBAPIError) and err.connection_invalidated
+
+
 def _printable(value) -> str:
     """``value`` as text any JSON response can carry (lone surrogates escaped), at most 200 characters."""
     return str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
@@ -280,8 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError):
         log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return JSONResponse({"detail": "database unavailable; retry shortly"}, status_code=503,
-                            headers={"Retry-After": "1"})
+        return JSONResponse(UNAVAILABLE, status_code=503, headers=RETRY)
 
     app.add_middleware(Measure, metrics=metrics)
 
@@ -344,9 +352,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Outcome(error=err)
         if isinstance(err, store.ConflictError):
             return Outcome(error=HTTPException(409, str(err)))
-        if isinstance(err, DBAPIError) and err.connection_invalidated or isinstance(err, OperationalError):
-            return Outcome(error=HTTPException(503, "database unavailable; retry shortly",
-                                               headers={"Retry-After": "1"}))
+        if _unavailable(err):
+            return Outcome(error=HTTPException(503, UNAVAILABLE["detail"], headers=RETRY))
         if isinstance(err, DBAPIError):  # the database refused a value (DataError and the like)
             return Outcome(error=HTTPException(422, "the database refused a value of this appeal "
                                                     f"({type(err.orig).__name__})"))
@@ -409,16 +416,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return out
         ids = [r["id"] for _, records, _ in tagged for r in records]
         if len(set(ids)) == len(ids):
-            try:
+            try:  # a connection closed mid-transaction rolls it back
                 with state.write_lock, state.engine.connect() as s:
-                    try:
-                        created = store.ingest(s, appeals=[r for _, records, _ in tagged for r in records],
-                                               tags=[t for *_, part in tagged for t in part])
-                    except Exception:
-                        s.rollback()
-                        raise
+                    created = store.ingest(s, appeals=[r for _, records, _ in tagged for r in records],
+                                           tags=[t for *_, part in tagged for t in part])
             except Exception as err:  # noqa: BLE001 — stored one by one below, each with its own answer
-                if isinstance(err, OperationalError) or isinstance(err, DBAPIError) and err.connection_invalidated:
+                if _unavailable(err):
                     for k, *_ in tagged:
                         out[k] = failed(err)
                     return out

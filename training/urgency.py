@@ -118,18 +118,17 @@ def _explained(model, texts):
             np.array([e["possible_critical"] for e in ex], dtype=bool))
 
 
-def _draw_figures(report: dict, texts, y, pred, alert, sampling) -> None:
-    """Add per-draw and prevalence-corrected figures to ``report`` (when draws are known)."""
+def _draw_figures(report: dict, keywords, y, pred, alert, sampling) -> None:
+    """Add per-draw and prevalence-corrected figures to ``report`` (when draws are known);
+    ``keywords``, the keyword grader's levels, are the strata of the correction."""
     if sampling is None:
         return
     sampling = np.asarray(sampling, dtype=object)
     report["by_sampling"] = {s: _summary(y[sampling == s], pred[sampling == s], alert[sampling == s])
                              for s in sorted(set(sampling))}
-    corrected = prevalence_corrected(y, pred, alert, sampling, keyword_grade(texts))
+    corrected = prevalence_corrected(y, pred, alert, sampling, keywords)
     if corrected is not None:
         report["prevalence_corrected"] = corrected
-        report["model"]["critical_alert"]["share_of_random_draw_alerted"] = \
-            corrected["critical_alert"]["fires_on_random_draw"]
 
 
 def evaluate_urgency_model(model, texts, y, sampling=None) -> dict:
@@ -137,9 +136,10 @@ def evaluate_urgency_model(model, texts, y, sampling=None) -> dict:
     per draw and corrected for prevalence when ``sampling`` is given."""
     y = np.asarray(y, dtype=object)
     pred, alert = _explained(model, texts)
+    keywords = keyword_grade(texts)
     out = {"model": _summary(y, pred, alert), "operating_point": _operating_point(model),
-           "keyword_baseline": _summary(y, keyword_grade(texts))}
-    _draw_figures(out, texts, y, pred, alert, sampling)
+           "keyword_baseline": _summary(y, keywords)}
+    _draw_figures(out, keywords, y, pred, alert, sampling)
     return out
 
 
@@ -161,6 +161,7 @@ def cross_validate_urgency(texts, y, sampling=None, *, model=None, n_splits=5, r
     for tr, te in tqdm(folds, desc="urgency CV folds", disable=not progress):
         m = clone(model).fit([texts[i] for i in tr], y[tr], sampling=None if sampling is None else sampling[tr])
         pred[te], alert[te] = _explained(m, [texts[i] for i in te])
+    keywords = keyword_grade(texts)
     report = {
         "protocol": {"folds": n_splits, "grouping": "near-duplicate groups", "n": int(len(y)),
                      "random_state": random_state,
@@ -170,9 +171,9 @@ def cross_validate_urgency(texts, y, sampling=None, *, model=None, n_splits=5, r
                                            "of the random draw",
                          "chosen_on": "out-of-fold predictions inside each training fold"}},
         "model": _summary(y, pred, alert),
-        "keyword_baseline": _summary(y, keyword_grade(texts)),
+        "keyword_baseline": _summary(y, keywords),
     }
-    _draw_figures(report, texts, y, pred, alert, sampling)
+    _draw_figures(report, keywords, y, pred, alert, sampling)
     return report
 
 
