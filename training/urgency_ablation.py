@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm.auto import tqdm
 
 import models.urgency as mu
@@ -183,12 +183,22 @@ def oof_trees(data: Data, seed=0):
 
 def scores(y, pc, pu) -> dict:
     crit = y == "critical"
-    grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
-    grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
-    best = max((f1_score(y, mu._grade(pc, pu, tc, tu), average="macro"), tc, tu) for tc in grid_c for tu in grid_u)
+    best = mu.level_thresholds(y, pc, pu)
     return {"critical_auc": round(roc_auc_score(crit, pc), 3),
             "critical_ap": round(average_precision_score(crit, pc), 3),
             "urgent_or_above_auc": round(roc_auc_score(y != "routine", pu), 3), "macro_f1": round(best[0], 3)}
+
+
+def cue_table(data: Data) -> None:
+    """Per critical cue: the appeals of each level on which it fires live; and how many
+    critical appeals no live critical cue reaches."""
+    live = [{c["cue"] for c in f if c["level"] == "critical" and not c["negated"]} for f in data.found]
+    for cue in dict.fromkeys(c.cue for c in mu.default_cues().cues if c.level == "critical"):
+        fires = np.array([cue in s for s in live])
+        print(f"{cue:8s}", {lev: int((fires & (data.y == lev)).sum()) for lev in mu.LEVELS}, flush=True)
+    crit = data.y == "critical"
+    print(f"critical appeals without a live critical cue: {sum(not live[i] for i in np.flatnonzero(crit))} "
+          f"of {int(crit.sum())}", flush=True)
 
 
 VARIANTS = ["heads", "C1", "C10", "window-1500", "words", "cue-weight-0.5", "screen-weight-0.5", "ordinal",
@@ -203,6 +213,8 @@ def main(argv=None) -> int:
                     help="also run the model's nested grouped CV (cross_validate_urgency) with these seeds")
     ap.add_argument("--cues", help="a cue file to use instead of corpora/data/urgency_cues.csv")
     ap.add_argument("--background", nargs="*", default=BACKGROUND, help="unlabelled texts for the LSA variants")
+    ap.add_argument("--cue-table", action="store_true",
+                    help="also print, per critical cue, the appeals of each level it fires on (live)")
     args = ap.parse_args(argv)
     if args.cues:
         lex = mu.load_cues(args.cues)
@@ -211,6 +223,8 @@ def main(argv=None) -> int:
 
         tu.default_cues = mu.default_cues
     data = Data(args.data, args.background)
+    if args.cue_table:
+        cue_table(data)
     done = {}
     for name in tqdm(args.only or VARIANTS, desc="variants"):
         if name == "trees+heads":
