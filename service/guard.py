@@ -13,7 +13,10 @@ such connections until the process ran out of file descriptors, and sent a 50 MB
 * uvicorn's own ``limit_concurrency`` caps connections and tasks per process (503 beyond).
 
 A client past a deadline gets ``408`` when nothing of its request has been answered yet,
-and the connection is closed. Behind a reverse proxy (docs/deploy.md) the proxy enforces
+and the connection is closed. A refused connection is closed the way nginx does it
+("lingering close"): the answer is sent, the sending side shut, and whatever the client is
+still sending is read and dropped for up to ``LINGER_S`` seconds — closing with unread
+data would make the kernel reset the connection, and the client would lose the answer. Behind a reverse proxy (docs/deploy.md) the proxy enforces
 the same limits first.
 """
 from __future__ import annotations
@@ -23,6 +26,8 @@ import logging
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
+
+LINGER_S = 2.0
 
 __all__ = ["guarded_protocol"]
 
@@ -35,7 +40,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
             super().connection_made(transport)
             self._deadline = None
             self._head_bytes, self._tail = 0, b""
-            self._in_head = True
+            self._in_head, self._discarding = True, False
             self._arm(header_timeout, "headers")
 
         def _arm(self, seconds: float, what: str) -> None:
@@ -54,14 +59,28 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
             log.info("closing a connection whose %s did not arrive in time", what)
             if self.cycle is None or not self.cycle.response_started:
                 self._refuse(408, b"Request Timeout")
-            self.transport.close()
+                self._linger_close()
+            else:
+                self.transport.close()
 
         def _refuse(self, status: int, reason: bytes) -> None:
             body = b'{"detail": "' + reason + b'"}'
             self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                                  b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
 
+        def _linger_close(self) -> None:
+            """Send what was written, shut the sending side, drop what still arrives and
+            close after ``LINGER_S`` (or when the client closes first)."""
+            self._discarding = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self._deadline = self.loop.call_later(LINGER_S, self.transport.close)
+            else:
+                self.transport.close()
+
         def data_received(self, data: bytes) -> None:
+            if self._discarding:
+                return
             if self._in_head:
                 # count the head only: a chunk can hold the end of the headers and the body
                 probe = self._tail + data
@@ -72,7 +91,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_header_b
                     log.info("refusing a request whose headers exceed %d bytes", max_header_bytes)
                     self._disarm()
                     self._refuse(431, b"Request Header Fields Too Large")
-                    self.transport.close()
+                    self._linger_close()
                     return
             super().data_received(data)
 
