@@ -218,6 +218,40 @@ def cmd_trends(args) -> int:
     return 0
 
 
+def cmd_hotspots(args) -> int:
+    """Group appeals into hotspots and write one JSON object per group of two or more."""
+    from corpora.records import appeal_texts
+    from models.hotspots import HotspotGrouper
+
+    res = _read(args.input, max_chars=args.max_chars, skip_invalid=args.skip_invalid)
+    frame = res.frame.copy()
+    frame["text"] = appeal_texts(frame)
+    for name, value in (("--since", args.since), ("--until", args.until)):
+        if value is not None:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise CliError(f"{name} {value!r} is not a date; use YYYY-MM-DD") from None
+    if args.since and args.until and args.since > args.until:
+        raise CliError(f"--since {args.since} is after --until {args.until}")
+    if frame["id"].duplicated().any():
+        dup = frame["id"][frame["id"].duplicated()].iloc[0]
+        raise CliError(f"{args.input}: appeal id {dup!r} appears more than once; ids must be unique")
+    grouper = HotspotGrouper()
+    try:
+        grouper.add_frame(frame, progress=not args.quiet)
+    except ValueError as err:
+        raise CliError(f"{args.input}: {err}") from None
+    groups = grouper.groups(since=args.since, until=args.until, district=args.district, min_size=2)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh:
+        for g in groups:
+            fh.write(json.dumps(g, ensure_ascii=False) + "\n")
+    log.info("wrote %d hotspot groups (of %d appeals) to %s", len(groups), len(frame), out)
+    return 0
+
+
 def _sessions():
     from sqlalchemy.orm import sessionmaker
 
@@ -421,6 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
     for x in (tb, tc):
         x.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
     tr.set_defaults(func=cmd_trends)
+
+    hs = sub.add_parser("hotspots", help="group appeals about one problem in one place (hotspots)")
+    hs.add_argument("--input", required=True, metavar="FILE",
+                    help="appeals with id, time, text[, district, user, likes, urgency]")
+    hs.add_argument("--output", required=True, metavar="FILE.jsonl", help="one JSON object per group of two or more")
+    hs.add_argument("--since", metavar="YYYY-MM-DD", help="count only appeals received on or after this date")
+    hs.add_argument("--until", metavar="YYYY-MM-DD", help="count only appeals received up to this date (inclusive)")
+    hs.add_argument("--district", help="only groups with an appeal in this district")
+    hs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(hs)
+    hs.set_defaults(func=cmd_hotspots)
 
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)
