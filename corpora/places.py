@@ -31,7 +31,7 @@ from corpora.text import DATA_DIR, normalise
 __all__ = ["Place", "PlaceMatch", "Gazetteer", "find_places", "place_key", "load_gazetteer", "LEVELS"]
 
 LEVELS = {"city": 0, "district": 1, "township": 2, "road": 3, "place": 4}
-_UNIT = re.compile(r"[A-Z]\d*[市区县]|(?<![小社园景校城超菜夜股])[市区县]|[镇乡]|街道办事处|街道办|街道")  # admin units
+_UNIT = re.compile(r"[A-Z]\d*[市区县]|(?<![小社园景校城超菜夜股])[市区县]|[镇乡省]|街道办事处|街道办|街道")  # admin units
 _KEY_SUFFIX = re.compile(r"(?:小区|社区)$")
 
 

@@ -8,20 +8,27 @@ neighbour to neighbour):
 
 - **near-duplicate text**: the MinHash estimate of the Jaccard similarity of their
   character ``shingle_size``-grams is at least ``threshold``; or
-- **same place or same sender, same matter**: the appeal names the same specific place
-  (a named 小区, 村, school, road …, see :mod:`corpora.places`) as G, or comes from one of
-  G's senders, and either the text similarity is at least ``place_threshold`` or they
-  share a topic of ``corpora/data/topics.csv`` (same place only) or their keywords overlap (at least
-  ``matter_threshold`` of the smaller keyword set, two words or more);
+- **same matter**: the cosine of their word TF-IDF vectors (jieba content words of
+  :func:`corpora.text.tokenize`, generic wording and place names left out, sublinear tf,
+  idf from the appeals seen so far) is at least ``cosine``; or
+- **same place, same matter**: the appeal names a place G's representatives name (a named
+  小区, 村, school, road, company, developer or project …, see :mod:`corpora.places`; one
+  name inside the other counts, 魅力之城 / 万科魅力之城) and the word cosine is at least
+  ``place_cosine``, or the text similarity is at least ``place_threshold``, or they share a
+  topic of ``corpora/data/topics.csv``, or their keywords overlap (at least
+  ``matter_threshold`` of the smaller keyword set, two words or more); for the text
+  similarity and keyword tests, one of G's senders counts as G's place;
 
-and the appeal is within ``window_days`` of G's appeals, and does not name a *different*
+and the appeal is within ``window_days`` of G's appeals (``place_window_days`` when it names
+G's place: one developer's campaign runs for months), and does not name a *different*
 named place (level 4: two different 小区 with the same problem stay apart). An exact
 re-post (same text after normalisation, case, spaces and punctuation ignored) always
 joins the group of its original, whatever its time or place.
 
 Candidates come from a MinHash LSH index over representatives (``band_rows`` rows per
-band) and from indexes of places and senders, so the cost of an appeal does not grow
-with history. MinHash is a small numpy implementation rather than ``datasketch``: all of
+band) and from indexes of places, senders and representatives' keywords (two shared), so
+the cost of an appeal grows little with history. MinHash is a small numpy implementation
+rather than ``datasketch``: all of
 an appeal's shingles are coded and hashed in one vectorised step (datasketch hashes each
 shingle with SHA-1 in Python), hashing is deterministic across processes, and no
 dependency is added.
@@ -74,6 +81,7 @@ HEAT_WEIGHTS = {"people": 30, "volume": 20, "growth": 15, "recency": 15, "urgenc
 _URGENCY_WEIGHT = {"critical": 1.0, "urgent": 0.5, "routine": 0.0}
 _NOT_WORD = re.compile(r"[\W_]+")
 _DAY_NS = 86_400e9
+_IDF_PRIOR = 100  # the matter's idf counts 100 appeals holding no word, so the first appeals of a stream compare sanely
 PLACE_CHARS = 1000  # places are looked for in an appeal's first 1,000 characters (title and opening)
 _MERSENNE_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
@@ -235,14 +243,27 @@ def _iso(days: float | None) -> str | None:
     return datetime.fromtimestamp(days * 86400, tz=timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
+def _cosine(a: dict, b: dict) -> float:
+    """Cosine of two L2-normalised sparse vectors (dicts word -> weight)."""
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(w, 0.0) for w, v in a.items())
+
+
+def _share_place(a, b) -> bool:
+    """Whether two sets of place keys name one place (equal, or one name inside the other)."""
+    return any(x == y or (min(len(x), len(y)) >= 3 and (x in y or y in x)) for x in a for y in b)
+
+
 class _Group:
-    __slots__ = ("index", "members", "reps", "place_key", "first", "last", "users")
+    __slots__ = ("index", "members", "reps", "place_key", "place_keys", "first", "last", "users")
 
     def __init__(self, index):
         self.index = index
         self.members: list[int] = []
         self.reps: list[int] = []  # appeal indexes; reps[0] is the group's first appeal
         self.place_key: str | None = None
+        self.place_keys: set = set()  # every place its representatives name (level road and up)
         self.first: float | None = None
         self.last: float | None = None
         self.users: set = set()
@@ -289,13 +310,16 @@ class HotspotGrouper:
     '幸福里小区：停水、三天、水压'
     """
 
-    def __init__(self, *, threshold=0.5, place_threshold=0.2, matter_threshold=0.3, window_days=45,
-                 shingle_size=3, num_perm=128, band_rows=3, n_representatives=5, n_keywords=10,
-                 gazetteer=None, random_state=0):
+    def __init__(self, *, threshold=0.5, place_threshold=0.2, matter_threshold=0.3, place_cosine=0.15,
+                 cosine=0.4, window_days=45, place_window_days=180, shingle_size=3, num_perm=128, band_rows=3,
+                 n_representatives=5, n_keywords=10, gazetteer=None, random_state=0):
         self.threshold = threshold
         self.place_threshold = place_threshold
         self.matter_threshold = matter_threshold
+        self.place_cosine = place_cosine
+        self.cosine = cosine
         self.window_days = window_days
+        self.place_window_days = place_window_days
         self.shingle_size = shingle_size
         self.num_perm = num_perm
         self.band_rows = band_rows
@@ -306,12 +330,13 @@ class HotspotGrouper:
 
     # --- state -----------------------------------------------------------------------
     def _check_params(self):
-        for name in ("threshold", "place_threshold", "matter_threshold"):
+        for name in ("threshold", "place_threshold", "matter_threshold", "place_cosine", "cosine"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {v!r}")
-        if not self.window_days > 0:
-            raise ValueError(f"window_days must be positive, got {self.window_days!r}")
+        for name in ("window_days", "place_window_days"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name, low in (("shingle_size", 1), ("num_perm", 8), ("band_rows", 1), ("n_representatives", 1),
                           ("n_keywords", 1)):
             v = getattr(self, name)
@@ -343,6 +368,9 @@ class HotspotGrouper:
         self._keys: list[frozenset] = []
         self._topics: list[frozenset] = []
         self._text_key: list[str] = []
+        self._vecs: list[dict] = []  # word TF-IDF over jieba content words, L2-normalised
+        self._places: list[frozenset] = []  # keys of every place named (level road and up)
+        self._by_word: dict[str, list[int]] = {}  # representatives' keywords -> groups
         self._repeat: list[bool] = []
         self._repeat_of: list[list[str]] = []
         self._groups: list[_Group] = []
@@ -350,6 +378,7 @@ class HotspotGrouper:
         self._by_place: dict[str, list[int]] = {}
         self._by_user: dict[str, list[int]] = {}
         self._df: Counter = Counter()
+        self._seeded: dict[str, int] = {}  # seed(): stored group key -> index
         self._ready = True
 
     def _idf(self, word: str) -> float:
@@ -385,6 +414,74 @@ class HotspotGrouper:
 
         Raises ``ValueError`` for an empty text, an id already added or a bad time.
         """
+        i, f = self._append(appeal_id, time, text, district, user, likes, urgency)
+        exact = self._exact.get(f["stripped"])
+        chosen, seed_ok = None, False
+        if exact is not None:
+            chosen = self._groups[exact]
+        else:
+            chosen, seed_ok = self._choose(i, f["t"], f["sig"], f["band_keys"], f["a_key"], f["conflict_key"],
+                                           f["user"], f["keys"], f["topics"], f["vec"], f["places"])
+        chosen = self._join(i, f, chosen, seed_ok)
+        self._mark_repeat(i, f["earlier"], f["text"], f["stripped"], f["user"], f["t"])
+        return self._gid(chosen.index)
+
+    def seed(self, appeal_id, time, text, *, group, district=None, user=None, likes=None, urgency=None,
+             repeat=False, repeat_of=()) -> str:
+        """Add one appeal to the group it was already assigned to, without choosing one.
+
+        For restoring a grouper from stored assignments (the service rebuilds it on start):
+        seed the stored appeals in the order they were first added, each with its stored
+        group key ``group`` (any string; appeals with the same key share a group) and its
+        stored ``repeat`` flag and ``repeat_of`` ids. The group's representatives, place
+        and indexes are rebuilt as :meth:`add` built them, so appeals added afterwards
+        are grouped as they would have been without the restart. Returns this grouper's
+        id of the group (what :meth:`add` returns for appeals joining it later).
+
+        Examples
+        --------
+        >>> g = HotspotGrouper()
+        >>> g.seed("1", "2024-06-01 08:00", "幸福里小区停水三天了，水压很低，请尽快处理", group="g000042")
+        'g000001'
+        >>> g.add("2", "2024-06-02 09:00", "幸福里小区停水三天了，水压很低，请尽快处理！")
+        'g000001'
+        """
+        self._state()
+        group = str(group)
+        i, f = self._append(appeal_id, time, text, district, user, likes, urgency)
+        index = self._seeded.get(group)
+        chosen, seed_ok = None, False
+        if index is not None:
+            chosen = self._groups[index]
+            # as in _choose: a representative when it matches the group's first appeal, not near-identically
+            same_place = bool(f["places"] and _share_place(f["places"], chosen.place_keys)) or bool(
+                f["a_key"] and chosen.place_key and not _different_places(f["a_key"], chosen.place_key))
+            sims = (self._sigs[chosen.reps] == f["sig"]).mean(axis=1)
+            seed_ok = self._accepts(float(sims[0]), chosen.reps[0], f["a_key"], f["user"], f["keys"], f["topics"],
+                                    same_place, f["vec"]) and float(sims.max()) < 0.9
+        chosen = self._join(i, f, chosen, seed_ok)
+        self._seeded[group] = chosen.index
+        self._repeat.append(bool(repeat))
+        self._repeat_of.append([str(x) for x in repeat_of])
+        return self._gid(chosen.index)
+
+    def group(self, group_id, until=None) -> dict:
+        """One group with all its appeals, as :meth:`groups` describes it (heat as of
+        ``until`` or the latest appeal seen); ``KeyError`` for an unknown id."""
+        self._state()
+        index = int(group_id[1:]) - 1 if isinstance(group_id, str) and group_id[1:].isdigit() else -1
+        if not 0 <= index < len(self._groups) or self._gid(index) != group_id:
+            raise KeyError(f"group id {group_id!r} is not known")
+        g = self._groups[index]
+        hi = _to_days(until)
+        known = [x for x in self._time if x is not None]
+        as_of = hi if hi is not None else (max(known) if known else None)
+        members = sorted(g.members, key=lambda j: (self._time[j] is None, self._time[j] or 0.0, j))
+        districts = sorted({self._district[j] for j in members if self._district[j]})
+        return self._describe_group(g, members, districts, as_of)
+
+    def _append(self, appeal_id, time, text, district, user, likes, urgency):
+        """Check one appeal, compute its features and append them; (its index, the features)."""
         self._state()
         appeal_id = str(appeal_id)
         if appeal_id in self._pos:
@@ -409,6 +506,11 @@ class HotspotGrouper:
         n1, df = len(self._ids) + 1, self._df
         ranked = sorted(counts, key=lambda w: -counts[w] * (math.log(n1 / (df[w] + 1)) + 1.0))[:self.n_keywords]
         keys = frozenset(ranked)
+        # the matter: word TF-IDF (sublinear tf; idf from the appeals seen so far), L2-normalised
+        vec = {w: (1.0 + math.log(c)) * math.log((n1 + _IDF_PRIOR) / (df[w] + 1)) for w, c in counts.items()}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        vec = {w: v / norm for w, v in vec.items() if v > 0}
+        places = frozenset(k for k in (place_key(p.name) for p in match.places if p.level >= LEVELS["road"]) if k)
         topics = _topics_of(text)
         sig = self._signature(stripped)
 
@@ -428,30 +530,37 @@ class HotspotGrouper:
         self._keys.append(keys)
         self._topics.append(topics)
         self._text_key.append(stripped)
+        self._vecs.append(vec)
+        self._places.append(places)
         self._df.update(set(words))
+        return i, {"text": text, "stripped": stripped, "t": t, "user": user, "a_key": a_key,
+                   "conflict_key": conflict_key, "keys": keys, "topics": topics, "sig": sig,
+                   "band_keys": self._band_keys(sig), "vec": vec, "places": places}
 
-        exact = self._exact.get(stripped)
-        band_keys = self._band_keys(sig)
-        chosen, seed_ok = None, False
-        if exact is not None:
-            chosen = self._groups[exact]
-        else:
-            chosen, seed_ok = self._choose(i, t, sig, band_keys, a_key, conflict_key, user, keys, topics)
+    def _join(self, i, f, chosen, seed_ok) -> _Group:
+        """Put appeal ``i`` (features ``f``) into group ``chosen``, or a new group when None."""
+        stripped, t, user = f["stripped"], f["t"], f["user"]
         if chosen is None:
             chosen = _Group(len(self._groups))
-            chosen.place_key = conflict_key or a_key
+            chosen.place_key = f["conflict_key"] or f["a_key"]
             self._groups.append(chosen)
-            self._exact[stripped] = chosen.index
             seed_ok = True
             if chosen.place_key:
                 self._by_place.setdefault(chosen.place_key, []).append(chosen.index)
         self._exact.setdefault(stripped, chosen.index)
-        earlier = list(chosen.members)
+        f["earlier"] = list(chosen.members)
         chosen.members.append(i)
         if seed_ok and len(chosen.reps) < self.n_representatives:
             chosen.reps.append(i)
-            for band, key in zip(self._lsh, band_keys):
+            for band, key in zip(self._lsh, f["band_keys"]):
                 band.setdefault(key, []).append(i)
+            for key in f.get("places", ()):
+                if key not in chosen.place_keys:
+                    chosen.place_keys.add(key)
+                    if key != chosen.place_key:
+                        self._by_place.setdefault(key, []).append(chosen.index)
+            for word in f["keys"]:
+                self._by_word.setdefault(word, []).append(chosen.index)
         if t is not None:
             chosen.first = t if chosen.first is None else min(chosen.first, t)
             chosen.last = t if chosen.last is None else max(chosen.last, t)
@@ -459,17 +568,21 @@ class HotspotGrouper:
             chosen.users.add(user)
             self._by_user.setdefault(user, []).append(chosen.index)
         self._group.append(chosen.index)
-        self._mark_repeat(i, earlier, text, stripped, user, t)
-        return self._gid(chosen.index)
+        return chosen
 
-    def _active(self, g: _Group, t: float | None) -> bool:
+    def _active(self, g: _Group, t: float | None, days: float | None = None) -> bool:
         if t is None or g.first is None:
             return True
-        return g.first - self.window_days <= t <= g.last + self.window_days
+        days = self.window_days if days is None else days
+        return g.first - days <= t <= g.last + days
 
-    def _accepts(self, sim, j, a_key, user, keys, topics, same_place) -> bool:
+    def _accepts(self, sim, j, a_key, user, keys, topics, same_place, vec=None) -> bool:
         if sim >= self.threshold:
             return True
+        if vec is not None:  # the matter, word TF-IDF cosine: same place and a shared matter, or the same matter
+            c = _cosine(vec, self._vecs[j])
+            if c >= self.cosine or (same_place and c >= self.place_cosine):
+                return True
         if not (same_place or (user is not None and self._user[j] == user)):
             return False
         if sim >= self.place_threshold or (same_place and topics & self._topics[j]):
@@ -478,29 +591,35 @@ class HotspotGrouper:
         shared = len(keys & other)
         return shared >= 2 and shared >= self.matter_threshold * min(len(keys), len(other))
 
-    def _choose(self, i, t, sig, band_keys, a_key, conflict_key, user, keys, topics):
+    def _choose(self, i, t, sig, band_keys, a_key, conflict_key, user, keys, topics, vec=None, places=frozenset()):
         cand: set[int] = set()
         for band, key in zip(self._lsh, band_keys):
             for j in band.get(key, ()):
                 cand.add(self._group[j])
-        if a_key:
-            cand.update(self._by_place.get(a_key, ()))
+        for key in places | ({a_key} if a_key else set()):
+            cand.update(self._by_place.get(key, ()))
         if user is not None:
             cand.update(self._by_user.get(user, ()))
+        if vec is not None:  # groups whose representatives share two keywords or more
+            shared = Counter(gi for w in keys for gi in set(self._by_word.get(w, ())))
+            cand.update(gi for gi, n in shared.items() if n >= 2)
         best, best_score, best_seed = None, -1.0, False
         for gi in cand:
             g = self._groups[gi]
-            if not self._active(g, t):
+            same_place = bool(places and _share_place(places, g.place_keys)) or \
+                bool(a_key and g.place_key and not _different_places(a_key, g.place_key))
+            if not self._active(g, t) and not (same_place and self._active(g, t, self.place_window_days)):
                 continue
-            if conflict_key and g.place_key and _different_places(conflict_key, g.place_key):
+            if conflict_key and g.place_key and _different_places(conflict_key, g.place_key) and not same_place:
                 continue
-            same_place = bool(a_key and g.place_key and not _different_places(a_key, g.place_key))
             sims = (self._sigs[g.reps] == sig).mean(axis=1)
             same_user = user is not None and user in g.users
-            ok = [self._accepts(float(s), j, a_key, user, keys, topics, same_place) for s, j in zip(sims, g.reps)]
+            ok = [self._accepts(float(s), j, a_key, user, keys, topics, same_place, vec)
+                  for s, j in zip(sims, g.reps)]
             if not any(ok):
                 continue
-            score = float(sims.max()) + 0.5 * same_place + 0.25 * same_user
+            cos = max(_cosine(vec, self._vecs[j]) for j in g.reps) if vec is not None else 0.0
+            score = float(sims.max()) + cos + 0.5 * same_place + 0.25 * same_user
             if score > best_score:
                 best, best_score, best_seed = g, score, ok[0] and float(sims.max()) < 0.9
         return best, best_seed

@@ -29,13 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from corpora.text import join_title, normalise, strip_control
-from service import store
+from service import hotspot_store, store
 from service.auth import PERMISSIONS, lookup
 from service.batcher import GroupCommitter, Outcome
 from service.config import Settings
 from service.db import ApiKey, WriteLock, localize, make_engine, upgrade
-from service.schemas import (AppealBatch, AppealDetail, AppealOut, AppealsPage, ClassifyBatch, LabelIn, LabelOut,
-                             PredictionOut, TagsOut, Time, request_bodies)
+from service.schemas import (AppealBatch, AppealDetail, AppealOut, AppealsPage, ClassifyBatch, HotspotDetail,
+                             HotspotOut, HotspotRef, HotspotsPage, LabelIn, LabelOut, PredictionOut, TagsOut, Time,
+                             request_bodies)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,12 @@ def _printable(value) -> str:
     return str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _group_fields(g) -> dict:
+    return {"group_id": g.id, **{k: getattr(g, k) for k in ("size", "people", "place", "first_time", "last_time",
+                                                            "heat", "summary", "keywords", "districts",
+                                                            "updated_at")}}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -253,8 +260,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                           failure=lambda err: failed(err).error)
         with app.state.sessions() as s:
             store.register_model(s, version=tagger.version, path=str(path), manifest=tagger.bundle.manifest)
+        app.state.hotspots = None
+        if settings.hotspots:  # one process at a time groups (the lease); each runs a refresher to take over
+            app.state.hotspots = hotspot_store.HotspotRefresher(
+                engine, write_lock=app.state.write_lock, interval_s=settings.hotspots_interval_s,
+                lease_s=settings.hotspots_lease_s)
+            app.state.hotspots.start()
         log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
         yield
+        if app.state.hotspots is not None:
+            await run_in_threadpool(app.state.hotspots.stop)
         engine.dispose()
         app.state.write_lock.close()
 
@@ -514,9 +529,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if found is None:
             raise HTTPException(404, "Appeal not found")
         row, preds, labels = found
+        hotspot = hotspot_store.appeal_hotspot(s, appeal_id=appeal_id)
         return {"appeal": AppealOut.model_validate(row, from_attributes=True),
                 "predictions": [PredictionOut.model_validate(p, from_attributes=True) for p in preds],
-                "labels": [LabelOut.model_validate(lab, from_attributes=True) for lab in labels]}
+                "labels": [LabelOut.model_validate(lab, from_attributes=True) for lab in labels],
+                "hotspot": HotspotRef(**hotspot) if hotspot else None}
+
+    @app.get("/v1/hotspots", response_model=HotspotsPage, tags=["hotspots"])
+    def get_hotspots(s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))],
+                     since: Time | None = None, until: Time | None = None, district: Filter = None,
+                     limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=128)] = None):
+        """Groups of two or more appeals about one problem in one place, hottest first (then by
+        id); ``since`` / ``until``: groups with appeals in that period (first appeal before
+        ``until``, last at or after ``since``); ``district``: groups with an appeal there.
+        Follow ``next_cursor`` for the next page."""
+        try:
+            after = hotspot_store.decode_cursor(cursor) if cursor else None
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        since, until = localize(since, settings.timezone), localize(until, settings.timezone)
+        if since is not None and until is not None and since >= until:
+            raise HTTPException(422, "since must be before until")
+        rows, nxt = hotspot_store.list_groups(s, since=since, until=until, district=district, after=after,
+                                              limit=limit)
+        data = [HotspotOut.model_validate({**_group_fields(g)}) for g in rows]
+        return {"data": data, "count": len(data), "next_cursor": nxt}
+
+    @app.get("/v1/hotspots/{group_id}", response_model=HotspotDetail, tags=["hotspots"],
+             responses={404: {"description": "unknown group"}})
+    def get_hotspot(group_id: str, s: SessionDep, _: Annotated[ApiKey, Depends(require("appeals:read"))]):
+        """One group with its appeal ids (in time order) and its repeat appeals."""
+        found = hotspot_store.get_group(s, group_id=group_id) if hotspot_store.GROUP_ID.match(group_id) else None
+        if found is None:
+            raise HTTPException(404, "Hotspot not found")
+        g, members = found
+        return HotspotDetail.model_validate({**_group_fields(g), "appeal_ids": [m[0] for m in members],
+                                             "repeats": [{"id": i, "repeat_of": of or []}
+                                                         for i, repeat, of in members if repeat]})
 
     @app.post("/v1/appeals/{appeal_id}/labels", response_model=list[LabelOut], tags=["labels"],
               responses={404: {"description": "unknown appeal"}})

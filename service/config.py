@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(64 * 1024, ge=1024)  # 431 above
     max_connections: int = Field(1000, ge=1)  # connections and tasks; 503 above
     api_docs: bool = True  # /docs, /redoc and /openapi.json without a key (they hold no data); False turns them off
+    # hotspots (service/hotspot_store.py, ADR 0006): one process at a time groups stored appeals
+    hotspots: bool = True  # on / off: group appeals in the background (the endpoints read what is stored)
+    hotspots_interval_s: float = Field(2.0, gt=0, le=3600)  # seconds between refreshes
+    hotspots_lease_s: float = Field(30.0, gt=0)  # a dead grouping process is replaced after at most this
 
     @field_validator("timezone")
     @classmethod
@@ -40,6 +44,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_refresh(self):
+        if self.hotspots_lease_s <= 2 * self.hotspots_interval_s:
+            raise ValueError(f"hotspots_lease_s ({self.hotspots_lease_s}) must exceed twice hotspots_interval_s "
+                             f"({self.hotspots_interval_s}): the holder renews its lease at each refresh")
+        return self
 
     def uvicorn_options(self) -> dict:
         """What ``uvicorn.Config`` takes of these settings: the guarded protocol and the

@@ -211,7 +211,52 @@ class LabelOut(BaseModel):
     created_at: datetime
 
 
+class HotspotRef(BaseModel):
+    """An appeal's hotspot group (ADR 0006); ``place`` and ``summary`` are the group's, redacted."""
+    group_id: str
+    place: str | None
+    size: int
+    heat: float
+    summary: str
+    repeat: bool  # 重复诉求: the same sender again, a re-post, or a cue such as 多次反映
+    repeat_of: list[str]  # the earlier appeals of the group it repeats
+
+
 class AppealDetail(BaseModel):
     appeal: AppealOut
     predictions: list[PredictionOut]
     labels: list[LabelOut]
+    hotspot: HotspotRef | None = None  # None until the appeal is grouped (a few seconds after it is stored)
+
+
+class HotspotOut(BaseModel):
+    """A group of appeals about one problem in one place. ``place``, ``summary``, ``keywords``
+    and ``districts`` are redacted; ``heat`` (0–100) is as of the newest appeal the service had
+    grouped when the group was last written (``updated_at``)."""
+    group_id: str
+    size: int
+    people: int
+    place: str | None
+    first_time: datetime | None
+    last_time: datetime | None
+    heat: float
+    summary: str
+    keywords: list[str]
+    districts: list[str]
+    updated_at: datetime
+
+
+class HotspotsPage(BaseModel):
+    data: list[HotspotOut]
+    count: int
+    next_cursor: str | None
+
+
+class RepeatOut(BaseModel):
+    id: str
+    repeat_of: list[str]
+
+
+class HotspotDetail(HotspotOut):
+    appeal_ids: list[str]  # in time order
+    repeats: list[RepeatOut]

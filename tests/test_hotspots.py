@@ -88,10 +88,50 @@ def test_two_different_xiaoqu_with_the_same_problem_stay_apart(grouped):
 
 
 def test_time_window_is_respected():
-    g = HotspotGrouper(window_days=30)
+    g = HotspotGrouper(window_days=30, place_window_days=30)
     a = g.add("t1", "2024-01-01", WATER)
     b = g.add("t2", "2024-01-20", WATER.replace("三天", "四天"))
     c = g.add("t3", "2024-05-01", WATER.replace("三天", "五天"))  # > 30 days after the group's last appeal
+    assert a == b and c != a
+
+
+def test_the_same_place_keeps_a_longer_window():
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    a = g.add("w1", "2024-01-01", WATER)
+    b = g.add("w2", "2024-05-01", WATER.replace("三天", "五天"))  # 121 days later, same 小区, same matter
+    c = g.add("w3", "2024-12-01", WATER.replace("三天", "六天"))  # beyond both windows
+    assert a == b and c != a
+
+
+STATION = [  # one mixing station next to one 小区, described by different people in different words
+    "金桂园小区旁边的搅拌站每天晚上作业，噪音很大，灰尘飘进家里，窗户都不敢开，请环保部门查处",
+    "金桂园小区业主反映：隔壁搅拌站半夜还在生产，罐车进出轰隆响，噪音扰民，灰尘严重，孩子咳嗽",
+    "金桂园小区附近的搅拌站灰尘太大，晚上机器噪音吵得睡不着，这个搅拌站有没有环评手续",
+]
+
+
+def test_different_words_about_one_mixing_station_at_one_xiaoqu_join():
+    g = HotspotGrouper()
+    ids = [g.add(f"s{k}", f"2024-03-0{k + 1}", text) for k, text in enumerate(STATION)]
+    assert len(set(ids)) == 1
+
+
+def test_the_same_words_about_another_xiaoqu_stay_apart():
+    g = HotspotGrouper()
+    ids = [g.add(f"s{k}", f"2024-03-0{k + 1}", text) for k, text in enumerate(STATION)]
+    other = g.add("o1", "2024-03-05", STATION[0].replace("金桂园", "翠湖苑"))  # same words, another 小区
+    unrelated = g.add("o2", "2024-03-06", "金桂园小区电梯经常坏，物业收了维修费也不修，老人上下楼很困难")
+    assert other != ids[0] and unrelated != ids[0]
+
+
+def test_a_named_company_is_a_place():
+    assert find_places("K1区宏达炉料有限公司排放废气").best.name == "宏达炉料有限公司"
+    assert find_places("开发商银泰置业捆绑销售车位").best.name == "银泰置业"
+    assert find_places("物业公司不作为").best is None  # a generic firm is not a place
+    g = HotspotGrouper()
+    a = g.add("c1", "2024-04-01", "银泰置业开发的楼盘强制捆绑销售车位，不买车位就不给办理购房手续")
+    b = g.add("c2", "2024-04-20", "投诉银泰置业捆绑车位：交房时要求业主必须购买地下车位，否则不给交钥匙，这是霸王条款")
+    c = g.add("c3", "2024-04-21", "投诉金盛置业捆绑车位：交房时要求业主必须购买地下车位，否则不给交钥匙，这是霸王条款")
     assert a == b and c != a
 
 

@@ -16,6 +16,8 @@ Commands::
     python -m training.hotspot_pairs candidates   # re-draw the candidates (seeded) and print counts
     python -m training.hotspot_pairs              # evaluate HotspotGrouper (when present) and the
                                                   # reference methods; writes var/hotspot_pairs.json
+    python -m training.hotspot_pairs --no-stream --half tune      # only the tune half (split_halves);
+                                                                  # --half heldout: the figure to trust
 
 Scoring: a grouping puts a pair in one group or not. Pairwise precision is the share of the
 labelled pairs predicted together that are labelled SAME; recall is the share of the SAME
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ROOT", "SHARED", "SOURCES", "PAIRS_FILE", "CANDIDATES_FILE", "REASONS", "shared_available",
            "load_sources", "load_pairs", "pair_frame", "stream_frame", "pairwise_scores", "evaluate",
-           "jaccard_groups", "tfidf_groups", "sample_candidates", "extract_district"]
+           "jaccard_groups", "tfidf_groups", "sample_candidates", "extract_district", "HALVES", "split_halves",
+           "select_half"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora" / "tipdm2020c"
@@ -294,6 +297,66 @@ def stream_frame() -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------
+# Tune / held-out halves
+
+HALVES = ("tune", "heldout", "all")
+
+
+def split_halves(pairs: pd.DataFrame) -> np.ndarray:
+    """``"tune"`` or ``"heldout"`` for each labelled pair, deterministically, so that no
+    campaign has pairs on both sides.
+
+    Appeals are linked when they form a labelled pair (SAME or DIFFERENT, so a pair never
+    straddles the halves), share a place string (:func:`_places`, the sampler's own regex,
+    independent of the grouper being tuned) or have the same text once case, spaces and
+    punctuation are dropped. Connected components of these links go whole to one half:
+    largest first (ties: SHA-1 of the component's sorted ids), each to the half holding
+    fewer pairs so far (ties: tune). Tune on ``tune`` only; the ``heldout`` figure is the
+    one to trust.
+    """
+    import hashlib
+
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    uids = pd.unique(np.concatenate([pairs["uid_a"].to_numpy(), pairs["uid_b"].to_numpy()]))
+    index = {u: k for k, u in enumerate(uids)}
+    texts: dict[str, str] = {}
+    for side in ("a", "b"):
+        texts.update(zip(pairs[f"uid_{side}"], pairs[f"text_{side}"].astype(str)))
+    rows = [index[a] for a in pairs["uid_a"]]
+    cols = [index[b] for b in pairs["uid_b"]]
+    shared: dict[str, list[int]] = {}
+    for u in uids:
+        for key in _places(texts[u]) | {"\x00" + _NOT_WORD.sub("", texts[u].lower())}:
+            shared.setdefault(key, []).append(index[u])
+    for members in shared.values():
+        rows += [members[0]] * (len(members) - 1)
+        cols += members[1:]
+    n = len(uids)
+    _, comp = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    pair_comp = comp[[index[a] for a in pairs["uid_a"]]]
+    sizes = pd.Series(pair_comp).value_counts()
+    ids_of = pd.Series(uids).groupby(comp).apply(lambda s: "\n".join(sorted(s)))
+    order = sorted(sizes.index, key=lambda c: (-sizes[c], hashlib.sha1(ids_of[c].encode()).hexdigest()))
+    half_of, count = {}, {"tune": 0, "heldout": 0}
+    for c in order:
+        half = "tune" if count["tune"] <= count["heldout"] else "heldout"
+        half_of[c] = half
+        count[half] += int(sizes[c])
+    return np.array([half_of[c] for c in pair_comp], dtype=object)
+
+
+def select_half(pairs: pd.DataFrame, half: str) -> pd.DataFrame:
+    """The labelled pairs of one half (``tune``, ``heldout``) or ``all`` of them."""
+    if half not in HALVES:
+        raise ValueError(f"half must be one of {HALVES}, got {half!r}")
+    if half == "all":
+        return pairs
+    return pairs[split_halves(pairs) == half].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------
 # Scoring
 
 def _wilson(k: int, n: int):
@@ -338,14 +401,15 @@ def _score(pairs: pd.DataFrame, frame: pd.DataFrame, group_fn: Callable) -> dict
 
 
 def evaluate(group_fn: Callable[[pd.DataFrame], np.ndarray], *, stream: bool = False,
-             pairs: pd.DataFrame | None = None) -> dict:
+             pairs: pd.DataFrame | None = None, half: str = "all") -> dict:
     """Score ``group_fn(frame) -> group id per row`` on the labelled pairs.
 
     ``stream=False``: the frame holds only the appeals of the labelled pairs. ``stream=True``:
     the frame is every appeal of the three files, grouped at once, then the pairs looked up.
     Frames carry ``id, time, text, district, user`` in time order (see :func:`_frame_of`).
+    ``half``: score only the ``tune`` or ``heldout`` pairs (:func:`split_halves`), or ``all``.
     """
-    pairs = load_pairs() if pairs is None else pairs
+    pairs = select_half(load_pairs() if pairs is None else pairs, half)
     frame = stream_frame() if stream else pair_frame(pairs)
     return _score(pairs, frame, group_fn)
 
@@ -388,7 +452,7 @@ def _methods() -> dict[str, Callable]:
     try:
         from models.hotspots import HotspotGrouper  # written separately; may be absent
 
-        methods["HotspotGrouper"] = lambda frame: HotspotGrouper().add_frame(frame)
+        methods["HotspotGrouper"] = lambda frame: HotspotGrouper().add_frame(frame, progress=False)
     except ImportError as err:
         log.warning("models.hotspots.HotspotGrouper not importable (%s): references only", err)
     methods["near_duplicate_groups (TF-IDF cos>=0.6)"] = tfidf_groups
@@ -406,6 +470,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.hotspot_pairs", description=__doc__.split("\n")[0])
     ap.add_argument("command", nargs="?", default="evaluate", choices=["evaluate", "candidates"])
     ap.add_argument("--no-stream", action="store_true", help="skip grouping the whole stream")
+    ap.add_argument("--half", default="all", choices=HALVES,
+                    help="score the tune or held-out half of the pairs (split_halves), or all of them")
     ap.add_argument("--report", default=str(REPORT_FILE))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -417,15 +483,16 @@ def main(argv=None) -> int:
         print(cand.groupby("band").size().to_string())
         print(f"{len(cand)} candidates (not written; the committed file is {CANDIDATES_FILE.relative_to(ROOT)})")
         return 0
-    pairs = load_pairs()
-    report = {"pairs_file": str(PAIRS_FILE.relative_to(ROOT)), "pairs": int(len(pairs)),
+    log.info("training.hotspot_pairs %s", vars(args))
+    pairs = select_half(load_pairs(), args.half)
+    report = {"pairs_file": str(PAIRS_FILE.relative_to(ROOT)), "half": args.half, "pairs": int(len(pairs)),
               "same": int(pairs["label"].sum()), "reasons": pairs["reason"].value_counts().to_dict(),
               "settings": {}}
     settings = [("pairs", False)] + ([] if args.no_stream else [("stream", True)])
     frames = {"pairs": pair_frame(pairs)}
     if not args.no_stream:
         frames["stream"] = stream_frame()
-    print(f"{len(pairs)} labelled pairs, {report['same']} SAME")
+    print(f"{args.half}: {len(pairs)} labelled pairs, {report['same']} SAME")
     print(f"{'setting':8} {'method':42} {'precision':>9} {'95% CI':>11} {'recall':>7} {'95% CI':>11} {'pred.same':>9} {'s':>6}")
     for setting, _ in settings:
         report["settings"][setting] = {}

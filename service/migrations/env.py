@@ -1,6 +1,7 @@
 """Alembic environment: migrations run against the URL set by service.db.upgrade."""
 from alembic import context
 
+from service import hotspot_store  # noqa: F401 — declares the hotspot tables on Base.metadata
 from service.db import Base, make_engine
 
 config = context.config
