@@ -7,7 +7,7 @@ from functools import lru_cache
 
 log = logging.getLogger(__name__)
 
-__all__ = ["day_kind", "holiday_name"]
+__all__ = ["day_kind", "holiday_name", "holiday_starts"]
 
 
 @lru_cache(maxsize=8192)
@@ -39,3 +39,31 @@ def day_kind(d: date) -> str:
 def holiday_name(d: date) -> str | None:
     off, name = _detail(d)
     return name if off else None
+
+
+_ZH = {"New Year's Day": "元旦", "Spring Festival": "春节", "Tomb-sweeping Day": "清明节", "Labour Day": "劳动节",
+       "Dragon Boat Festival": "端午节", "Mid-autumn Festival": "中秋节", "National Day": "国庆节"}
+
+
+@lru_cache(maxsize=1)
+def holiday_starts() -> dict[str, tuple[date, ...]]:
+    """First day of each statutory holiday, per holiday (Chinese name), every year
+    ``chinesecalendar`` knows — the anchors of holiday-driven seasons (Spring Festival
+    moves by weeks from year to year).
+
+    Examples
+    --------
+    >>> [d.isoformat() for d in holiday_starts()["春节"] if d.year in (2024, 2025)]
+    ['2024-02-10', '2025-01-28']
+    """
+    import chinese_calendar
+
+    first: dict[tuple[int, str], date] = {}
+    for d, name in chinese_calendar.holidays.items():
+        if isinstance(name, str) and name in _ZH:
+            key = (d.year if not (name == "New Year's Day" and d.month == 12) else d.year + 1, _ZH[name])
+            first[key] = min(first.get(key, d), d)
+    out: dict[str, list[date]] = {}
+    for (_, zh), d in sorted(first.items(), key=lambda kv: kv[1]):
+        out.setdefault(zh, []).append(d)
+    return {k: tuple(v) for k, v in out.items()}

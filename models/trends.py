@@ -11,13 +11,16 @@ observed vs expected, appeal ids, one plain Chinese sentence).
 * Expected volume: the larger of the trailing 28-day level and the same weeks in past
   years (364-day shift keeps weekdays aligned, volume-scaled), both adjusted for the
   weekday and Chinese public holidays with make-up workdays. Counts are tested with a
-  negative binomial whose dispersion is estimated per series; the false-alarm rate over
-  the many series tested each day is held by Benjamini–Hochberg.
+  negative binomial whose dispersion is estimated per series around its local level.
+* One false-alarm budget per week (``false_alarms_per_week``) is spread over every test
+  made — each series and window, each word screened for an emerging issue.
 * Seasonal onsets: a seasonal topic's 7-day count crossing three times its off-season
-  level; the calendar holds every past onset, peak and end per topic × district, and
-  forecasts the next onset from them.
+  level; the calendar holds every past onset, peak and end per topic × district, groups
+  them into recurring seasons (several a year per topic), anchors each to a calendar date
+  or a public holiday, and forecasts the next onset from them.
 * Emerging issues: words that were rare over the last 180 days and are now frequent,
-  in appeals not explained by a seasonal topic.
+  in appeals not explained by a seasonal topic, counted and tested by distinct sources
+  (senders, or texts with re-posts merged).
 """
 from __future__ import annotations
 
@@ -29,17 +32,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
+from scipy.ndimage import uniform_filter1d
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from corpora.holidays import day_kind
+from corpora.dedup import near_duplicate_groups
+from corpora.holidays import day_kind, holiday_starts
 from corpora.text import normalise, redact, tokenize
 from corpora.topics import default_topics
+from models.hotspots import HotspotGrouper, describe
 
-__all__ = ["TrendDetector", "Series", "benjamini_hochberg", "onsets_in"]
+__all__ = ["TrendDetector", "Series", "onsets_in"]
 
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
 _DIGIT_RUN = re.compile(r"\d{5}")
+QUIET_DAYS = 21  # days below the threshold that separate two seasons of one topic
 
 
 @dataclass(frozen=True)
@@ -50,27 +57,6 @@ class Series:
 
     def label(self) -> str:
         return f"{self.district or '全市'}「{self.name}」"
-
-
-def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
-    """Boolean mask of discoveries at false-discovery rate ``q``.
-
-    Examples
-    --------
-    >>> benjamini_hochberg(np.array([0.001, 0.02, 0.04, 0.5]), 0.05).tolist()
-    [True, True, False, False]
-    """
-    p = np.asarray(p, dtype=float)
-    n = len(p)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.argsort(p)
-    passed = p[order] <= q * np.arange(1, n + 1) / n
-    k = np.nonzero(passed)[0]
-    out = np.zeros(n, dtype=bool)
-    if len(k):
-        out[order[: k[-1] + 1]] = True
-    return out
 
 
 def onsets_in(rolling: np.ndarray, threshold: np.ndarray | float, *, min_run=5, gap_days=60):
@@ -114,8 +100,10 @@ class TrendDetector(BaseEstimator):
         Fewest appeals in a window for any alert.
     min_ratio : float, default 2.0
         Observed / expected needed for a spike.
-    fdr : float, default 0.01
-        Benjamini–Hochberg false-discovery rate across the series tested each day.
+    false_alarms_per_week : float, default 0.2
+        The false-alarm budget: spikes and emerging issues are tested at a level that
+        keeps the expected number of false alarms per week, over every series, window
+        and group tested, at most this (:meth:`alpha`).
     forecast_weeks : int, default 6
         Horizon of seasonal-onset forecasts.
     emerging_min_docs : int, default 5
@@ -133,12 +121,12 @@ class TrendDetector(BaseEstimator):
     True
     """
 
-    def __init__(self, *, window_days=3, min_count=6, min_ratio=2.0, fdr=0.01, forecast_weeks=6,
+    def __init__(self, *, window_days=3, min_count=6, min_ratio=2.0, false_alarms_per_week=0.2, forecast_weeks=6,
                  emerging_min_docs=5, emerging_min_ratio=5.0, emerging_min_users=3):
         self.window_days = window_days
         self.min_count = min_count
         self.min_ratio = min_ratio
-        self.fdr = fdr
+        self.false_alarms_per_week = false_alarms_per_week
         self.forecast_weeks = forecast_weeks
         self.emerging_min_docs = emerging_min_docs
         self.emerging_min_ratio = emerging_min_ratio
@@ -186,6 +174,10 @@ class TrendDetector(BaseEstimator):
         self.member_ = member
         self.ids_ = f["id"].astype(str).to_numpy()
         users = f["user"] if "user" in f.columns else pd.Series([None] * len(f))
+        self.has_users_ = bool(users.map(lambda u: isinstance(u, str) and bool(u)).any())
+        self.texts_ = np.array(texts, dtype=object)
+        self.times_ = f["time"].to_numpy()
+        self.districts_ = np.array(districts, dtype=object)
         self.users_ = np.array([u if isinstance(u, str) and u else f"_{i}" for i, u in enumerate(users)], dtype=object)
         self.doc_day_ = day_idx
         self.kinds_ = np.array([_KIND_INDEX[day_kind(self.day0_ + timedelta(days=int(d)))] for d in range(n_days)])
@@ -270,8 +262,17 @@ class TrendDetector(BaseEstimator):
         if years:
             e = np.maximum(e, np.mean(years, axis=0))
         e = np.maximum(e, 0.25 * w)
-        hist = self.counts_[:, max(0, a - 56):a]
-        mu, var = hist.mean(axis=1), hist.var(axis=1)
+        # Dispersion around the series' local level (a centred 7-day mean of the
+        # weekday-adjusted counts): a season's onset or a past spike in the last 8 weeks
+        # is a change of level, not noise, and must not make the test blind.
+        lo = max(0, a - 56)
+        hist = self.counts_[:, lo:a] / fac[lo:a]
+        mu = hist.mean(axis=1)
+        if hist.shape[1] >= 14:
+            local = uniform_filter1d(hist, size=7, axis=1, mode="nearest")
+            var = ((hist - local) ** 2).mean(axis=1) * 7 / 6
+        else:
+            var = hist.var(axis=1)
         k = np.where(var > mu + 1e-9, mu ** 2 / np.maximum(var - mu, 1e-9), 1e3)
         return e, np.clip(k, 0.5, 1e3)
 
@@ -287,19 +288,36 @@ class TrendDetector(BaseEstimator):
         if t < 0:
             return []
         t = min(t, self.counts_.shape[1] - 1)
-        alerts = self._spikes(t, since_days) + self._onsets(t, since_days) + self._emerging(t, since_days)
-        alerts += self._forecasts(t)
+        m_spike, spikes = self._spikes(t, since_days)
+        m_new, emerging = self._emerging(t, since_days)
+        alpha = self.alpha(m_spike + m_new, since_days)
+        alerts = [a for p, a in spikes + emerging if p <= alpha]
+        alerts += self._onsets(t, since_days) + self._forecasts(t)
         for a in alerts:
             a["as_of"] = self._date(t)
         return alerts
 
+    def alpha(self, tests: int, since_days: int) -> float:
+        """The p-value an alert needs in a run that made ``tests`` tests over the last
+        ``since_days`` days: the weekly false-alarm budget spread over every test made in
+        a week (7 / ``since_days`` runs). Under the null each test alarms with probability
+        alpha, so the expected false alarms per week is at most the budget, whatever the
+        tests' dependence (linearity of expectation; Bonferroni over the week).
+
+        Examples
+        --------
+        >>> TrendDetector(false_alarms_per_week=0.7).alpha(100, 1)
+        0.001
+        """
+        return self.false_alarms_per_week * since_days / 7 / max(tests, 1)
+
     def _spikes(self, t, since_days):
         """Windows of ``window_days`` ending on each of the last ``since_days`` days; per
-        series the most significant one; Benjamini–Hochberg over everything tested."""
+        series the most significant one. Returns (tests made, [(p, alert)])."""
         w = self.window_days
         ends = [e for e in range(t - min(since_days, t + 1) + 1, t + 1) if e - w + 1 >= 28]
         if not ends:
-            return []
+            return 0, []
         P, O, E = [], [], []
         for end in ends:
             fac = self._day_factors(end - w + 1)
@@ -312,16 +330,16 @@ class TrendDetector(BaseEstimator):
             O.append(obs)
             E.append(e)
         P, O, E = np.array(P), np.array(O), np.array(E)
-        found = benjamini_hochberg(P.ravel(), self.fdr).reshape(P.shape) & (P < 1.0)
         out = []
-        for j in np.nonzero(found.any(axis=0))[0]:
-            i = int(np.argmin(np.where(found[:, j], P[:, j], 2.0)))
+        for j in np.nonzero((P < 1.0).any(axis=0))[0]:
+            i = int(np.argmin(P[:, j]))
             end, s = ends[i], self.series_[j]
-            obs, exp = O[i, j], E[i, j]
-            out.append(self._alert("spike", s, j, end - w + 1, end, obs, exp, -np.log10(max(P[i, j], 1e-300)),
-                                   f"{s.label()}{self._date(end - w + 1)}至{self._date(end)}收到{int(obs)}件诉求，"
-                                   f"按历史同期、星期和节假日预计约{exp:.1f}件，明显偏高，请关注。"))
-        return out
+            obs, exp = O[i, j], round(float(E[i, j]), 2)
+            out.append((P[i, j], self._alert(
+                "spike", s, j, end - w + 1, end, obs, exp, -np.log10(max(P[i, j], 1e-300)),
+                f"{s.label()}{self._date(end - w + 1)}至{self._date(end)}收到{int(obs)}件诉求，"
+                f"按历史同期、星期和节假日预计约{exp:.1f}件，明显偏高，请关注。")))
+        return P.size, out
 
     def _thresholds(self, t):
         hist = self.counts_[:, max(0, t - 365):max(1, t - 7)]
@@ -342,7 +360,7 @@ class TrendDetector(BaseEstimator):
             above = r >= thr[j]
             for back in range(min(since_days, len(r) - 1)):
                 i = len(r) - 1 - back
-                if above[i] and not above[max(0, i - 60):i].any():
+                if above[i] and not above[max(0, i - QUIET_DAYS):i].any():
                     cross = t - back
                     start = cross - 6
                     obs = self.counts_[j, start:cross + 1].sum()
@@ -354,9 +372,17 @@ class TrendDetector(BaseEstimator):
         return out
 
     def calendar(self, as_of=None, *, weeks=None) -> dict:
-        """Past onsets, peaks and ends per seasonal topic × district, typical dates, what is due."""
+        """The seasonal calendar as of a date: per seasonal topic × district, each recurring
+        season (a topic can have several a year: plum rain and typhoons; four tourism
+        peaks) with its past onsets, peaks and ends, typical dates and when it is due next.
+
+        A season recurs on a calendar date or with a public holiday: its onsets are
+        anchored to the holiday (the Spring Festival moves by weeks between years) when
+        they keep a steadier distance to it than to a calendar date.
+        """
         t = self.counts_.shape[1] - 1 if as_of is None else min(self._day(as_of), self.counts_.shape[1] - 1)
         weeks = self.forecast_weeks if weeks is None else weeks
+        today = self.day0_ + timedelta(days=t)
         roll = _rolling7(self.counts_[:, : t + 1])
         base = np.median(roll, axis=1) if roll.shape[1] else np.zeros(len(self.series_))
         thr = np.maximum(3 * base + 3 * np.sqrt(base), self.min_count + 2)
@@ -364,33 +390,35 @@ class TrendDetector(BaseEstimator):
         for j, s in enumerate(self.series_):
             if s.kind != "topic" or s.name not in self.seasonal_topics_:
                 continue
-            # An onset needs 45 quiet days of data before it: a season already under way
-            # when the data start, or a dip and rise inside it, is not an onset.
-            runs = [r for r in onsets_in(roll[j], thr[j]) if r[0] >= 45 and (roll[j][r[0] - 45:r[0] - 7] < thr[j]).all()]
-            if not runs:
-                continue
+            # An onset needs three quiet weeks of data before it: a season already under
+            # way when the data start, or a dip and rise inside it, is not an onset.
+            runs = [r for r in onsets_in(roll[j], thr[j], gap_days=QUIET_DAYS)
+                    if r[0] >= QUIET_DAYS + 7 and (roll[j][r[0] - QUIET_DAYS - 7:r[0] - 7] < thr[j]).all()]
             daily_base = base[j] / 7
             seasons = []
             for c, p, e in runs:
                 onset = self._onset_day(j, c, daily_base)
                 seasons.append({"onset": self._date(onset), "peak": self._date(p), "end": self._date(e),
                                 "peak_7day_count": int(roll[j][p]), "_onset_idx": onset})
-            doy = np.array([_season_day(date.fromisoformat(x["onset"])) for x in seasons])
-            peak_doy = np.array([_season_day(date.fromisoformat(x["peak"])) for x in seasons])
-            length = np.array([(date.fromisoformat(x["end"]) - date.fromisoformat(x["onset"])).days for x in seasons])
-            typical = int(np.median(doy))
-            entry = {"topic": redact(s.name), "district": redact(s.district) if s.district else None,
-                     "n_seasons": len(seasons),
-                     "typical_onset": _from_season_day(typical), "onset_spread_days": round(float(np.std(doy)), 1),
-                     "typical_peak": _from_season_day(int(np.median(peak_doy))),
-                     "typical_length_days": int(np.median(length)),
-                     "seasons": [{k: v for k, v in x.items() if not k.startswith("_")} for x in seasons],
-                     "_series": j, "_typical": typical, "_runs": seasons}
-            nxt = _next_occurrence(self.day0_ + timedelta(days=t), typical)
-            entry["next_onset"] = nxt.isoformat()
-            entry["due_within_weeks"] = (nxt - (self.day0_ + timedelta(days=t))).days <= 7 * weeks
-            entries.append(entry)
+            for group in _recurring([date.fromisoformat(x["onset"]) for x in seasons]):
+                entries.append(self._calendar_entry(s, j, [seasons[i] for i in group], today, weeks))
         return {"as_of": self._date(t), "horizon_weeks": weeks, "entries": entries}
+
+    def _calendar_entry(self, s: Series, j: int, seasons: list[dict], today: date, weeks: int) -> dict:
+        onsets = [date.fromisoformat(x["onset"]) for x in seasons]
+        anchor, offset, spread = _anchor(onsets)
+        peaks = [date.fromisoformat(x["peak"]) for x in seasons]
+        length = [(date.fromisoformat(x["end"]) - d).days for x, d in zip(seasons, onsets)]
+        nxt = _next_onset(today, anchor, offset, onsets)
+        return {"topic": redact(s.name), "district": redact(s.district) if s.district else None,
+                "n_seasons": len(seasons), "anchor": anchor,
+                "anchor_offset_days": offset if anchor != "日历" else None,
+                "typical_onset": _month_day(_circular_median_doy(onsets)), "onset_spread_days": spread,
+                "typical_peak": _month_day(_circular_median_doy(peaks)),
+                "typical_length_days": int(np.median(length)),
+                "seasons": [{k: v for k, v in x.items() if not k.startswith("_")} for x in seasons],
+                "next_onset": nxt.isoformat(), "due_within_weeks": (nxt - today).days <= 7 * weeks,
+                "_series": j, "_runs": seasons}
 
     def _onset_day(self, j, cross, daily_base) -> int:
         """Walk back from the day the 7-day count crossed its threshold to the first day of
@@ -412,8 +440,9 @@ class TrendDetector(BaseEstimator):
             past = [r for r in entry["_runs"] if date.fromisoformat(r["end"]) < today - timedelta(days=7)]
             if not past:
                 continue
-            doy = int(np.median([_season_day(date.fromisoformat(r["onset"])) for r in past]))
-            nxt = _next_occurrence(today, doy)
+            onsets = [date.fromisoformat(r["onset"]) for r in past]
+            anchor, offset, spread = _anchor(onsets)
+            nxt = _next_onset(today, anchor, offset, onsets)
             if not (today < nxt <= today + timedelta(weeks=self.forecast_weeks)):
                 continue
             recent = self.counts_[j, max(0, t - 20):t + 1].sum()
@@ -422,10 +451,10 @@ class TrendDetector(BaseEstimator):
             last = past[-1]
             ev = self._evidence(j, last["_onset_idx"], last["_onset_idx"] + 13, limit=20)
             s = self.series_[j]
-            spread = float(np.std([_season_day(date.fromisoformat(r["onset"])) for r in past]))
+            basis = f"往年均在{anchor}前后" if anchor != "日历" else f"往年{len(past)}个季度"
             a = self._alert("forecast", s, j, None, None, int(recent), float(last["peak_7day_count"]),
                             float(len(past)),
-                            f"{s.label()}预计{nxt.month}月{nxt.day}日前后进入季节性高发期（往年{len(past)}个季度，"
+                            f"{s.label()}预计{nxt.month}月{nxt.day}日前后进入季节性高发期（{basis}，"
                             f"波动约±{spread:.0f}天），建议提前准备。")
             a["window_start"] = nxt.isoformat()
             a["window_end"] = (nxt + timedelta(days=entry["typical_length_days"])).isoformat()
@@ -434,8 +463,42 @@ class TrendDetector(BaseEstimator):
         return out
 
     def _emerging(self, t, since_days):
+        """Emerging issues first qualifying in the last ``since_days`` days: a group whose
+        appeals overlap a group that qualified as of the previous run is the same issue,
+        already reported. Returns (tests made, [(p, alert)])."""
+        tests, found = self._emerging_groups(t, since_days)
+        if not found:
+            return tests, []
+        _, before = self._emerging_groups(t - since_days, since_days)
+        seen_docs = set().union(*(set(docs.tolist()) for _, docs, _, _ in before)) if before else set()
+        seen_words = set().union(*(w for _, _, w, _ in before)) if before else set()
+        out: list[tuple[float, dict, set]] = []
+        for p, docs, words, a in sorted(found, key=lambda x: x[0]):
+            if seen_docs & set(docs.tolist()) or seen_words & words:
+                continue  # the same issue as one already qualifying at the previous run
+            for _, kept, kept_words in out:  # one issue split into groups: one alert, all evidence
+                if kept_words & words:
+                    kept["evidence_ids"] = (kept["evidence_ids"] + [i for i in a["evidence_ids"]
+                                                                    if i not in kept["evidence_ids"]])[:50]
+                    kept_words |= words
+                    break
+            else:
+                out.append((p, a, set(words)))
+        return tests, [(p, a) for p, a, _ in out]
+
+    def _emerging_groups(self, t, since_days):
+        """Issues that are new: words whose share of the last 14 days' appeals is far above
+        their share of the half-year before, in appeals no seasonal topic explains.
+
+        Every word seen in the window is a test (no selection before the correction). The
+        appeals holding the words that pass are grouped (:meth:`_groups_of`); a group is a
+        candidate issue, counted in distinct sources — senders where the stream names
+        them, else texts, a re-post and its near-duplicates counting once — and tested on
+        that count, so re-posting cannot make an issue. Returns (tests made,
+        [(p, appeals, rising words, alert)]) for the groups that pass.
+        """
         if self.term_cum_ is None or t < 120:
-            return []
+            return 0, []
         C = self.term_cum_
         recent_days, hist_days = 14, 180
         docs_cum = np.concatenate([[0], np.cumsum(self.total_)])
@@ -452,47 +515,73 @@ class TrendDetector(BaseEstimator):
 
         r, rate0, n_hist = expected(t)
         if n_hist < 200:
-            return []  # too little history to call anything new
-        cand = (r >= self.emerging_min_docs) & (r >= self.emerging_min_ratio * rate0)
-        if not cand.any():
-            return []
-        idx = np.nonzero(cand)[0]
-        p = stats.poisson.sf(r[idx] - 1, rate0[idx])
-        keep = idx[benjamini_hochberg(p, self.fdr)]
-        # Report once: the term crosses now, not already at the previous run.
-        r_prev, rate_prev, _ = expected(t - since_days)
-        keep = [k for k in keep if not (r_prev[k] >= self.emerging_min_docs
-                                        and r_prev[k] >= self.emerging_min_ratio * rate_prev[k])]
-        if not keep:
-            return []
+            return 0, []  # too little history to call anything new
+        tests = int((r > 0).sum())
+
+        def passing(r, rate):
+            return (r >= self.emerging_min_docs) & (r >= self.emerging_min_ratio * rate)
+
+        idx = np.nonzero(passing(r, rate0))[0]
+        if not len(idx):
+            return tests, []
+        keep = idx[stats.poisson.sf(r[idx] - 1, rate0[idx]) <= self.alpha(tests, since_days)]
+        if not len(keep):
+            return tests, []
+        alpha = self.alpha(tests, since_days)
         in_window = np.nonzero((self.doc_day_ > t - recent_days) & (self.doc_day_ <= t))[0]
-        D = self.doc_terms_[in_window][:, keep].tocsc()
-        docsets = [set(in_window[D[:, i].indices]) for i in range(len(keep))]
-        clusters: list[list[int]] = []
-        for i in np.argsort(-r[keep]):
-            for c in clusters:
-                rep = docsets[c[0]]
-                if len(docsets[i] & rep) >= 0.3 * min(len(docsets[i]), len(rep)):
-                    c.append(i)
-                    break
-            else:
-                clusters.append([i])
+        held = self.doc_terms_[in_window][:, keep].tocsr()
+        cand = in_window[np.asarray(held.sum(axis=1)).ravel() > 0]
         out = []
-        for c in clusters:
-            terms = [str(self.terms_[keep[i]]) for i in c[:3]]
-            docs = sorted(set().union(*(docsets[i] for i in c)))
-            if len(set(self.users_[docs])) < self.emerging_min_users:
-                continue  # one or two people posting again and again is not a new issue
-            lead = keep[c[0]]
-            obs, exp = int(r[lead]), float(rate0[lead])
-            out.append({"kind": "emerging", "topic": redact("新问题：" + "、".join(terms)), "category": None,
-                        "district": None, "window_start": self._date(t - recent_days + 1),
-                        "window_end": self._date(t), "observed": obs, "expected": round(exp, 2),
-                        "score": round(float(-np.log10(max(stats.poisson.sf(obs - 1, exp), 1e-300))), 2),
-                        "evidence_ids": self.ids_[docs[:50]].tolist(),
-                        "summary": redact(f"近两周出现新的诉求热点「{'、'.join(terms)}」：{obs}件，"
-                                          f"按此前半年的占比预计约{exp:.1f}件，且不属于已知季节性问题，请研判。")})
-        return out
+        for docs in self._groups_of(cand):
+            sources = self._sources(docs)
+            if sources < self.emerging_min_users:
+                continue  # one or two people (or one text) posting again and again is not a new issue
+            # The group's rising words: those most of its appeals hold; its p-value on its
+            # distinct sources against the least expected of them (each was a test above).
+            share = np.asarray(self.doc_terms_[docs][:, keep].mean(axis=0)).ravel()
+            words = keep[share >= 0.5]
+            if not len(words):
+                continue
+            k = words[np.argmin(rate0[words])]
+            exp = float(rate0[k])
+            p = float(stats.poisson.sf(sources - 1, exp))
+            if p > alpha:
+                continue
+            place, keywords = describe(self.texts_[docs].tolist())
+            matter = "、".join(keywords) or str(self.terms_[k])
+            name = f"{place}：{matter}" if place else matter
+            districts = pd.Series(self.districts_[docs]).dropna()
+            district = districts.mode().iloc[0] if len(districts) and districts.value_counts().iloc[0] > len(docs) / 2 else None
+            out.append((p, docs, set(words.tolist()), {"kind": "emerging", "topic": redact("新问题：" + name),
+                                                      "category": None,
+                            "district": redact(district) if district else None,
+                            "window_start": self._date(t - recent_days + 1),
+                            "window_end": self._date(t), "observed": int(sources), "expected": round(exp, 2),
+                            "score": round(float(-np.log10(max(p, 1e-300))), 2),
+                            "group_id": f"E{self.ids_[docs[0]]}",
+                            "evidence_ids": self.ids_[docs[:50]].tolist(),
+                            "summary": redact(f"近两周出现新的诉求热点「{name}」：{int(sources)}个来源"
+                                              f"（{len(docs)}件），按此前半年的占比预计约{exp:.1f}件，"
+                                              f"且不属于已知季节性问题，请研判。")}))
+        return tests, out
+
+    def _groups_of(self, docs: np.ndarray) -> list[np.ndarray]:
+        """The appeals ``docs`` grouped by :class:`models.hotspots.HotspotGrouper` (text,
+        place, time; in time order, so no look-ahead), groups of two or more. An appeal that
+        shares a rising word but nothing else with the rest (a routine appeal that happens to
+        mention 电动车) is not evidence of the new issue."""
+        grouper = HotspotGrouper()
+        order = docs[np.argsort(self.times_[docs].astype("datetime64[ns]"), kind="stable")]
+        gid = np.array([grouper.add(str(self.ids_[i]), self.times_[i], self.texts_[i], district=self.districts_[i],
+                                    user=self.users_[i] if self.has_users_ else None) for i in order])
+        return [np.sort(order[gid == g]) for g in dict.fromkeys(gid) if (gid == g).sum() >= 2]
+
+    def _sources(self, docs: np.ndarray) -> int:
+        """Distinct sources among appeals ``docs``: senders where the stream names them,
+        else near-duplicate groups of their texts (a re-post counts once)."""
+        if self.has_users_:
+            return len(set(self.users_[docs]))
+        return int(near_duplicate_groups(self.texts_[docs]).max() + 1) if len(docs) else 0
 
     def _alert(self, kind, s: Series, j, a, b, obs, exp, score, summary):
         # Every human-facing field is redacted: category and district come from the data.
@@ -514,20 +603,95 @@ def _rolling7(counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _season_day(d: date) -> int:
-    """Days since 1 July, so a winter season (Nov–Mar) is not split by New Year."""
-    start = date(d.year if d.month >= 7 else d.year - 1, 7, 1)
-    return (d - start).days
+def _doy(d: date) -> int:
+    return d.timetuple().tm_yday - 1 - (1 if d.month > 2 and d.year % 4 == 0 else 0)  # 0..364
 
 
-def _from_season_day(n: int) -> str:
-    d = date(2001, 7, 1) + timedelta(days=int(n))
-    return f"{d.month:02d}-{d.day:02d}"
+def _recurring(onsets: list[date], gap: int = 30) -> list[list[int]]:
+    """Group onsets into recurring seasons: indices whose days of the year (on a circle,
+    so December and January are neighbours) lie within ``gap`` days of each other.
+
+    Examples
+    --------
+    >>> _recurring([date(2023, 6, 15), date(2023, 8, 10), date(2024, 6, 10), date(2024, 8, 20)])
+    [[0, 2], [1, 3]]
+    >>> _recurring([date(2023, 12, 28), date(2025, 1, 5)])
+    [[0, 1]]
+    """
+    if not onsets:
+        return []
+    doy = np.array([_doy(d) for d in onsets])
+    order = np.argsort(doy, kind="stable")
+    sd = doy[order]
+    gaps = np.diff(np.append(sd, sd[0] + 365))  # gap after each onset, the last wraps around
+    cut = np.nonzero(gaps > gap)[0]
+    if not len(cut):
+        return [sorted(order.tolist())]
+    groups, start = [], (cut[-1] + 1) % len(sd)  # begin after the widest-apart wrap
+    rot = np.roll(order, -start)
+    rgaps = np.roll(gaps, -start)
+    cur = []
+    for i, g in zip(rot, rgaps):
+        cur.append(int(i))
+        if g > gap:
+            groups.append(sorted(cur))
+            cur = []
+    if cur:
+        groups.append(sorted(cur))
+    return sorted(groups)
 
 
-def _next_occurrence(today: date, season_day: int) -> date:
+def _circular_median_doy(days: list[date]) -> int:
+    """The day of the year nearest to all of ``days`` (December and January are close)."""
+    doy = np.array([_doy(d) for d in days])
+    dist = lambda c: np.minimum(np.abs(doy - c), 365 - np.abs(doy - c)).sum()  # noqa: E731
+    return int(min(doy, key=dist))
+
+
+def _circular_spread(values: np.ndarray) -> float:
+    return float(np.median(np.abs(values - np.median(values)))) if len(values) > 1 else 0.0
+
+
+def _anchor(onsets: list[date]) -> tuple[str, int, float]:
+    """(anchor, offset, spread): ``"日历"`` with the typical day of the year, or a public
+    holiday with the median days from its first day, whichever the onsets keep steadier
+    (median absolute deviation, days). One past season anchors to a holiday it began
+    within 3 days of."""
+    c = _circular_median_doy(onsets)
+    cal_dev = np.array([(_doy(d) - c + 182) % 365 - 182 for d in onsets])
+    best = ("日历", c, _circular_spread(cal_dev))
+    for name, starts in holiday_starts().items():
+        offs = []
+        for d in onsets:
+            near = [(d - h).days for h in starts if abs((d - h).days) <= 45]
+            if not near:
+                break
+            offs.append(min(near, key=abs))
+        else:
+            offs = np.array(offs)
+            spread = _circular_spread(offs)
+            steadier = spread + 2 < best[2] if len(onsets) > 1 else abs(np.median(offs)) <= 3
+            if steadier:
+                best = (name, int(np.median(offs)), spread)
+    name, value, spread = best
+    return name, int(value), round(spread, 1)
+
+
+def _next_onset(today: date, anchor: str, offset: int, onsets: list[date]) -> date:
+    """The next onset after ``today``: ``offset`` days from the holiday's next start, or on
+    the typical day of the year (also when the holiday's dates are not known that far)."""
+    if anchor != "日历":
+        for h in holiday_starts()[anchor]:
+            if h + timedelta(days=offset) > today:
+                return h + timedelta(days=offset)
+        offset = _circular_median_doy(onsets)
     for year in (today.year - 1, today.year, today.year + 1):
-        d = date(year, 7, 1) + timedelta(days=season_day)
+        d = date(year, 1, 1) + timedelta(days=offset + (1 if offset >= 59 and year % 4 == 0 else 0))
         if d > today:
             return d
-    return date(today.year + 1, 7, 1) + timedelta(days=season_day)
+    return date(today.year + 2, 1, 1) + timedelta(days=offset)
+
+
+def _month_day(doy: int) -> str:
+    d = date(2001, 1, 1) + timedelta(days=int(doy))
+    return f"{d.month:02d}-{d.day:02d}"

@@ -9,7 +9,7 @@ import pytest
 from corpora.simulate import CityConfig, simulate_stream
 from corpora.text import normalise
 from corpora.topics import default_topics
-from models.trends import TrendDetector, benjamini_hochberg, onsets_in
+from models.trends import TrendDetector, onsets_in
 from training.trends import as_of_dates, backtest, baseline_backtest, score_alerts
 
 
@@ -26,9 +26,12 @@ def test_simulator_is_seeded_and_writes_truth(stream):
     kinds = {e["kind"] for e in truth}
     assert {"spike", "seasonal_onset", "emerging"} <= kinds
     ids = set(frame["id"])
+    assert list(frame.columns) == ["id", "time", "district", "category", "text"]  # no truth in the frame
+    owners = {}
     for e in truth:
         assert set(e["ids"]) <= ids
-        assert (frame.set_index("id").loc[e["ids"], "event"] == e["id"]).all()
+        for i in e["ids"]:  # each appeal belongs to one event at most
+            assert owners.setdefault(i, e["id"]) == e["id"]
     south, t_south = simulate_stream(start="2024-10-01", end="2025-01-31", seed=5, city=CityConfig(kind="south"))
     assert not any(e["topic"] == "冬季采暖" for e in t_south)
 
@@ -48,7 +51,8 @@ def test_no_look_ahead(stream):
 
 def test_injected_incident_is_found_with_evidence():
     frame, truth = simulate_stream(start="2024-01-01", end="2024-12-31", seed=11,
-                                   city=CityConfig(seasons=False, emerging=False, incidents_per_year=3))
+                                   city=CityConfig(seasons=False, emerging=False, incidents_per_year=3,
+                                                   surges_per_year=0))
     alerts = backtest(frame, "2024-01-01", "2024-12-31", every=1, progress=False)
     incidents = [e for e in truth if e["kind"] == "spike" and e["start"] >= "2024-02-05"]
     assert incidents
@@ -68,7 +72,8 @@ def test_injected_incident_is_found_with_evidence():
 
 def test_quiet_stream_raises_few_alarms():
     frame, _ = simulate_stream(start="2024-01-01", end="2024-12-31", seed=12,
-                               city=CityConfig(seasons=False, emerging=False, incidents_per_year=0))
+                               city=CityConfig(seasons=False, emerging=False, incidents_per_year=0,
+                                               surges_per_year=0))
     alerts = [a for a in backtest(frame, "2024-01-01", "2024-12-31", every=1, progress=False)
               if a["kind"] != "forecast"]
     assert len(alerts) / 52 <= 0.5
@@ -89,7 +94,6 @@ def test_scores_and_calendar(stream):
 
 
 def test_helpers():
-    assert benjamini_hochberg(np.array([0.5, 0.001]), 0.05).tolist() == [False, True]
     assert onsets_in(np.array([0, 9, 9, 0]), 8, min_run=3) == []
     assert [d.weekday() for d in as_of_dates("2025-01-01", "2025-01-31", 7)] == [6] * 4
     with pytest.raises(ValueError, match="before"):
@@ -138,3 +142,22 @@ def test_trends_cli(tmp_path, stream):
     assert heating and all(e["typical_onset"].startswith("11-") for e in heating)
     assert main(["trends", "backtest", "--input", str(src), "--start", "2025-01-01", "--end", "2024-01-01",
                  "--output", str(out)]) == 3
+
+
+def test_seasons_anchor_to_the_calendar_or_to_a_moving_holiday():
+    """Onsets a few days before each year's Spring Festival (which moves by weeks) are
+    anchored to it and the next one is forecast from next year's date; onsets on the same
+    calendar day each year stay on the calendar; a topic with two seasons a year keeps two."""
+    from corpora.holidays import holiday_starts
+    from models.trends import _anchor, _next_onset, _recurring
+
+    sf = {d.year: d for d in holiday_starts()["春节"]}
+    tourism = [sf[y] - pd.Timedelta(days=3).to_pytimedelta() for y in (2023, 2024, 2025)]
+    assert _anchor(tourism) == ("春节", -3, 0.0)
+    assert _next_onset(date(2025, 3, 1), "春节", -3, tourism) == sf[2026] - pd.Timedelta(days=3).to_pytimedelta()
+    june = [date(2023, 6, 15), date(2024, 6, 14), date(2025, 6, 16)]
+    name, _, spread = _anchor(june)
+    assert name == "日历" and spread <= 1
+    assert _next_onset(date(2025, 7, 1), name, _anchor(june)[1], june) == date(2026, 6, 15)
+    rain = june + [date(2023, 8, 5), date(2024, 8, 12), date(2025, 8, 1)]
+    assert _recurring(rain) == [[0, 1, 2], [3, 4, 5]]

@@ -83,8 +83,11 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         if e["kind"] != "seasonal_onset":
             continue
         s = date.fromisoformat(e["start"])
+        # forecasts made 3-5 weeks ahead for this topic and district and about this season
+        # (a topic can have several seasons a year): the latest one counts
         fc = [a for a in alerts if a["kind"] == "forecast" and a["topic"] == e["topic"] and a["district"] == e["district"]
-              and 21 <= (s - date.fromisoformat(a["as_of"])).days <= 35]
+              and 21 <= (s - date.fromisoformat(a["as_of"])).days <= 35
+              and abs((date.fromisoformat(a["window_start"]) - s).days) <= 45]
         if fc:
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
     by_kind = {k: {"events": sum(1 for e in events if e["kind"] == k),
@@ -96,7 +99,12 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         "alerts": len(detections), "alert_precision": round(true_alerts / len(detections), 3) if detections else None,
         "median_delay_days": float(np.median(delays)) if delays else None,
         "alerts_per_week": round(len(detections) / weeks, 2),
+        "false_alarms_per_week": round((len(detections) - true_alerts) / weeks, 2),
         "onset_forecasts_scored": len(errors),
-        "onset_forecast_error_days": {"median": float(np.median(errors)), "mean": round(float(np.mean(errors)), 1)}
+        # recurring seasons (one seen in an earlier year) that got no forecast 3-5 weeks ahead
+        "onset_forecasts_missing": sum(1 for e in events if e["kind"] == "seasonal_onset"
+                                       and date.fromisoformat(e["start"]) >= d_start + timedelta(days=365)) - len(errors),
+        "onset_forecast_error_days": {"median": float(np.median(errors)), "mean": round(float(np.mean(errors)), 1),
+                                      "max": int(max(errors))}
         if errors else None,
     }
