@@ -24,7 +24,8 @@ What is simulated
   a surge for about two weeks, then an in-season level of ~3–4 a day from the third week,
   tapering by mid-March); summer heat and power cuts; year-end wage arrears rising
   towards Spring Festival (anchored on the lunar holiday); in southern cities the plum
-  rain (mid-June to mid-July) and, on the coast, the typhoon season (August–September),
+  rain (mid-June to mid-July) and, on the coast, the typhoon season (August–September,
+  starting at least three weeks after the plum rain ends),
   both driving 「内涝积水」; tourism in tourist districts at Spring Festival, Labour Day and
   National Day (the actual holiday dates from ``chinesecalendar``; a table of lunar new
   years beyond its range) and in the summer holidays.
@@ -560,6 +561,7 @@ def simulate_stream(*, start="2024-01-01", end="2025-12-31", city: CityConfig | 
             # Typhoon season (coastal): an elevated level August–September and 2–3 landfalls.
             if city.kind == "south" and city.coastal:
                 ty_on, ty_end = date(y, 8, 1) + timedelta(days=jit(-7, 7)), date(y, 9, 30)
+                ty_on = max(ty_on, rain_end + timedelta(days=21))  # three quieter weeks after 出梅: two onsets
                 for dist in dists:
                     onset = ty_on + timedelta(days=jit(0, 3))
                     add(f"typhoon-season-{y}-{dist}", "seasonal_onset", "内涝积水", dist, onset,

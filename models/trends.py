@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import median_filter
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -46,7 +46,7 @@ __all__ = ["TrendDetector", "Series", "onsets_in"]
 
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
 _DIGIT_RUN = re.compile(r"\d{5}")
-QUIET_DAYS = 21  # days below the threshold that separate two seasons of one topic
+QUIET_DAYS = 14  # days below the threshold that separate two seasons of one topic
 
 
 @dataclass(frozen=True)
@@ -258,19 +258,23 @@ class TrendDetector(BaseEstimator):
                 break
             vol_then = self.total_[max(0, s - 90):s].mean() if s > 0 else 0
             scale = vol_now / vol_then if vol_then > 0 else 1.0
-            years.append(self.counts_[:, s:e_ + 1].mean(axis=1) * w * scale)
+            # the median day: a storm or landfall on these dates last year is no season
+            years.append(np.median(self.counts_[:, s:e_ + 1], axis=1) * w * scale)
         if years:
             e = np.maximum(e, np.mean(years, axis=0))
         e = np.maximum(e, 0.25 * w)
-        # Dispersion around the series' local level (a centred 7-day mean of the
-        # weekday-adjusted counts): a season's onset or a past spike in the last 8 weeks
-        # is a change of level, not noise, and must not make the test blind.
+        # Dispersion around the series' local level (a centred 7-day median of the
+        # weekday-adjusted counts), the largest 5% of deviations left out: a season's
+        # onset in the last 8 weeks is a change of level and a past storm or landfall an
+        # outlier, not noise — neither may blind the test to the next one. (Leaving out
+        # the top 5% of a normal's squared deviations keeps 0.76 of its variance.)
         lo = max(0, a - 56)
         hist = self.counts_[:, lo:a] / fac[lo:a]
         mu = hist.mean(axis=1)
         if hist.shape[1] >= 14:
-            local = uniform_filter1d(hist, size=7, axis=1, mode="nearest")
-            var = ((hist - local) ** 2).mean(axis=1) * 7 / 6
+            local = median_filter(hist, size=(1, 7), mode="nearest")
+            dev2 = np.sort((hist - local) ** 2, axis=1)[:, : int(np.ceil(0.95 * hist.shape[1]))]
+            var = dev2.mean(axis=1) * 7 / 6 / 0.76
         else:
             var = hist.var(axis=1)
         k = np.where(var > mu + 1e-9, mu ** 2 / np.maximum(var - mu, 1e-9), 1e3)
@@ -289,27 +293,28 @@ class TrendDetector(BaseEstimator):
             return []
         t = min(t, self.counts_.shape[1] - 1)
         m_spike, spikes = self._spikes(t, since_days)
-        m_new, emerging = self._emerging(t, since_days)
-        alpha = self.alpha(m_spike + m_new, since_days)
-        alerts = [a for p, a in spikes + emerging if p <= alpha]
+        alerts = [a for p, a in spikes if p <= self.alpha(m_spike, since_days, share=0.5)]
+        alerts += [a for _, a in self._emerging(t, since_days)[1]]  # tested with the other half inside
         alerts += self._onsets(t, since_days) + self._forecasts(t)
         for a in alerts:
             a["as_of"] = self._date(t)
         return alerts
 
-    def alpha(self, tests: int, since_days: int) -> float:
+    def alpha(self, tests: int, since_days: int, share: float = 1.0) -> float:
         """The p-value an alert needs in a run that made ``tests`` tests over the last
-        ``since_days`` days: the weekly false-alarm budget spread over every test made in
-        a week (7 / ``since_days`` runs). Under the null each test alarms with probability
-        alpha, so the expected false alarms per week is at most the budget, whatever the
-        tests' dependence (linearity of expectation; Bonferroni over the week).
+        ``since_days`` days: the ``share`` of the weekly false-alarm budget given to those
+        tests, spread over every one made in a week (7 / ``since_days`` runs). Under the
+        null each test alarms with probability alpha, so the expected false alarms per
+        week is at most the budget, whatever the tests' dependence (linearity of
+        expectation; Bonferroni over the week). Spikes and emerging issues get half each:
+        the thousands of words screened each day must not drown the few hundred series.
 
         Examples
         --------
         >>> TrendDetector(false_alarms_per_week=0.7).alpha(100, 1)
         0.001
         """
-        return self.false_alarms_per_week * since_days / 7 / max(tests, 1)
+        return share * self.false_alarms_per_week * since_days / 7 / max(tests, 1)
 
     def _spikes(self, t, since_days):
         """Windows of ``window_days`` ending on each of the last ``since_days`` days; per
@@ -524,10 +529,10 @@ class TrendDetector(BaseEstimator):
         idx = np.nonzero(passing(r, rate0))[0]
         if not len(idx):
             return tests, []
-        keep = idx[stats.poisson.sf(r[idx] - 1, rate0[idx]) <= self.alpha(tests, since_days)]
+        keep = idx[stats.poisson.sf(r[idx] - 1, rate0[idx]) <= self.alpha(tests, since_days, share=0.5)]
         if not len(keep):
             return tests, []
-        alpha = self.alpha(tests, since_days)
+        alpha = self.alpha(tests, since_days, share=0.5)
         in_window = np.nonzero((self.doc_day_ > t - recent_days) & (self.doc_day_ <= t))[0]
         held = self.doc_terms_[in_window][:, keep].tocsr()
         cand = in_window[np.asarray(held.sum(axis=1)).ravel() > 0]
