@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHARED  ?= ../shared/corpora
 MODEL   := models/registry/demo
 
-.PHONY: run test bench bench-trends bench-hostile mutation venv model clean
+.PHONY: run test bench bench-trends bench-hostile bench-digest mutation venv model clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -37,6 +37,8 @@ run: $(STAMP) $(MODEL)/manifest.json
 	@echo "  curl -s -X POST http://$(HOST):$(PORT)/v1/classify -H \"X-API-Key: \$$(cat var/demo_admin.key)\" \\"
 	@echo "       -H 'Content-Type: application/json' -d '{\"text\": \"小区楼道里有很浓的煤气味\"}'"
 	@echo "  curl -s 'http://$(HOST):$(PORT)/v1/appeals?urgency=urgent&limit=5' -H \"X-API-Key: \$$(cat var/demo_admin.key)\""
+	@echo "  the weekly digest: curl -s http://$(HOST):$(PORT)/v1/digests/2025-12-28 -H 'Accept: text/html' -H \"X-API-Key: \$$(cat var/demo_admin.key)\" > digest.html"
+	@echo "Dashboard (sign in with the key in var/demo_admin.key): http://$(HOST):$(PORT)/dashboard"
 	SUQIU_MODEL_DIR=$(MODEL) $(BIN)/suqiu serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
@@ -86,6 +88,10 @@ mutation: $(MUTSTAMP)
 # Early warning on simulated streams with known truth, and on the real data when present.
 bench-trends: $(STAMP)
 	$(BIN)/python -m training.bench_trends
+
+# The weekly digest: ~10,000 appeals a week, two years of history; from a file and from SQLite.
+bench-digest: $(STAMP)
+	$(BIN)/python -m training.bench_digest
 
 clean:
 	rm -rf var models/registry

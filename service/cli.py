@@ -252,6 +252,43 @@ def cmd_hotspots(args) -> int:
     return 0
 
 
+def cmd_digest(args) -> int:
+    """The weekly risk digest from a file or from the database, as HTML, Markdown or JSON."""
+    from service.digest import FORMATS, FontMissingError, build_digest, digest_from_db, render
+
+    try:
+        week_end = datetime.fromisoformat(args.week_ending).date()
+    except ValueError:
+        raise CliError(f"--week-ending {args.week_ending!r} is not a date; use YYYY-MM-DD") from None
+    out = Path(args.output)
+    fmt = args.format or {".json": "json", ".md": "md"}.get(out.suffix.lower(), "html")
+    if fmt not in FORMATS:
+        raise CliError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    tagger = _load_tagger(args.model) if args.model else None
+    try:
+        if args.input:
+            res = _read(args.input, max_chars=args.max_chars, skip_invalid=True)
+            if res.frame["time"].isna().all():
+                raise CliError(f"{args.input}: no appeal has a time; the digest needs a 'time' column")
+            digest = build_digest(res.frame, week_end, tagger=tagger, progress=not args.quiet)
+        else:
+            from service.config import Settings
+
+            url = args.db or Settings().database_url
+            digest = digest_from_db(url, week_end, tagger=tagger)
+        text = render(digest, fmt)
+    except FontMissingError as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    log.info("wrote the %s digest of the week ending %s to %s: %d appeals, %d risks%s, %d hotspots (%.1f s)", fmt,
+             week_end, out, digest["headline"]["received"]["value"], len(digest["risks"]),
+             " (a quiet week)" if digest["quiet"] else "", digest["hotspots"]["total_groups"], digest["seconds"])
+    return 0
+
+
 def _sessions():
     from sqlalchemy.orm import sessionmaker
 
@@ -466,6 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     common(hs)
     hs.set_defaults(func=cmd_hotspots)
+
+    dg = sub.add_parser("digest", help="the weekly risk digest (HTML, Markdown or JSON) from a file or the database")
+    src = dg.add_mutually_exclusive_group()
+    src.add_argument("--input", metavar="FILE", help="appeals with id, time, text[, district, category, urgency, …]")
+    src.add_argument("--db", metavar="URL", help="read the service database (default: SUQIU_DATABASE_URL)")
+    dg.add_argument("--week-ending", required=True, metavar="YYYY-MM-DD", help="last day of the 7-day week")
+    dg.add_argument("--output", required=True, metavar="FILE", help="the digest (FILE.html, .md or .json)")
+    dg.add_argument("--format", choices=["html", "md", "json"], help="default: from the output's suffix, else html")
+    dg.add_argument("--model", metavar="DIR", help="bundle to tag categories (and the week's urgency) when absent")
+    dg.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
+    dg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    dg.set_defaults(func=cmd_digest)
 
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)

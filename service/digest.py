@@ -1,0 +1,916 @@
+"""The weekly risk digest (issue 15): one page for the officials, every number traceable.
+
+For the week of seven days ending on ``week_ending`` it gathers, from what Suqiu already
+has — the tags, :class:`models.trends.TrendDetector`'s alerts and seasonal calendar, and
+:class:`models.hotspots.HotspotGrouper`'s groups:
+
+* **headline figures**: appeals received, change vs the previous week and vs the same
+  week last year (364 days back, weekdays aligned), share critical / urgent, share flagged
+  for review;
+* **risks that need action**, ranked by the detector's score: spikes, in-season incidents
+  (a spike of a seasonal topic while its season runs) and emerging issues, each with its
+  daily counts against an expected band, district, 2–3 representative appeals (redacted,
+  shortened) and the responsible department (``corpora/data/routing.csv``);
+* **未诉先办 — coming up**: seasons that began this week (named as such) and seasonal
+  calendar entries due in the next 4 weeks, in plain Chinese;
+* **hotspots** of the week (groups of two or more appeals) and a district × category table;
+* **critical and urgent appeals** with their "131" deadlines (``corpora/data/sla.csv``);
+* **model health**: category mix vs the 8 weeks before, low-confidence share, corrections
+  received, model version.
+
+Every figure carries the appeal ids behind it (``ids`` / ``evidence_ids``). A week with no
+alert says it is quiet and lists none. Text shown to people goes through
+:func:`corpora.text.redact` and :func:`scrub_names` (personal names after 我叫 / 联系人 …
+and 王先生-style forms of address, which ``redact`` does not cover).
+
+:func:`build_digest` returns a JSON-serialisable dict; :func:`render` writes it as one
+self-contained HTML file (inline SVG charts drawn by matplotlib with glyphs as paths, so
+the reader needs no font for them; no JavaScript, no external asset; A4 print and phone
+layouts), Markdown or JSON. :func:`digest_from_db` reads the same inputs from the service
+database.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from corpora.text import normalise, redact
+
+__all__ = ["build_digest", "digest_from_db", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
+           "SCHEMA"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "suqiu.digest/1"
+FORMATS = ("html", "md", "json")
+CJK_FAMILY = "Noto Sans CJK SC"
+HISTORY_DAYS = 3 * 364 + 120   # the detector looks back at most 3 years (same weeks of past years)
+TEXT_DAYS = 240                # emerging issues read words of the last 14 + 180 days (+ the previous run)
+LOW_CONFIDENCE = 0.5           # a category tag below this confidence counts as low-confidence
+CHART_DAYS = 35
+MAX_CHARTS = 8
+EXCERPT_CHARS = 80
+KIND_LABEL = {"spike": "异常上升", "incident": "季节内突发", "seasonal_rise": "季节性上升期激增", "emerging": "新问题",
+              "seasonal_onset": "季节性上升"}
+URGENCY_LABEL = {"critical": "特急", "urgent": "紧急", "routine": "一般"}
+
+
+class FontMissingError(RuntimeError):
+    """The CJK font the charts need is not installed."""
+
+
+# --- privacy ---------------------------------------------------------------------------------
+_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+             "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武"
+             "戴莫孔向汤")
+_NAME_AFTER = re.compile(r"(我叫|本人叫|名叫|我是(?=[" + _SURNAMES + r"])|姓名[:：为是]?|联系人[:：为是]?|"
+                         r"投诉人[:：为是]?|反映人[:：为是]?|来电人[:：为是]?|户主[:：为是]?|签名[:：]?)\s*"
+                         r"[\u4e00-\u9fff·]{2,4}?(?=[,，。;；:：\s、!！?？(（\d]|电话|手机|身份|住|家住|$)")
+_ADDRESS = re.compile(r"[" + _SURNAMES + r"][\u4e00-\u9fff]?(?:先生|女士|小姐|师傅|阿姨|大爷|大妈|老师)")
+
+
+def scrub_names(text: str | None) -> str:
+    """Personal names out of ``text``, after :func:`corpora.text.redact`.
+
+    Examples
+    --------
+    >>> scrub_names("我叫张伟，电话13812345678，联系人：李秀英。王先生说暖气不热")
+    '我叫[姓名]，电话[手机号]，联系人：[姓名]。[姓名]说暖气不热'
+    """
+    out = redact(text)
+    out = _NAME_AFTER.sub(lambda m: m.group(1) + "[姓名]", out)
+    return _ADDRESS.sub("[姓名]", out)
+
+
+_NAME_IN = re.compile(_NAME_AFTER.pattern.replace(r"[\u4e00-\u9fff·]{2,4}?", r"([\u4e00-\u9fff·]{2,4}?)", 1))
+
+
+def names_in(texts) -> set[str]:
+    """The personal names :func:`scrub_names` would remove from ``texts`` (to keep them out
+    of keywords drawn from those texts: a group's summary, an emerging issue's name).
+
+    >>> sorted(names_in(["我叫张伟，暖气不热", "王先生反映"]))
+    ['张伟', '王先生']
+    """
+    out = set()
+    for t in texts:
+        t = normalise(t)
+        out.update(m.group(2) for m in _NAME_IN.finditer(t))
+        out.update(m.group(0) for m in _ADDRESS.finditer(t))
+    return out
+
+
+def _without_names(text: str, names: set[str]) -> str:
+    text = scrub_names(text)
+    for n in sorted(names, key=len, reverse=True):
+        text = text.replace(n, "[姓名]")
+    return text
+
+
+def _summary_of(place, keywords) -> str:
+    matter = "、".join(keywords[:3]) or "同类诉求"
+    return f"{place}：{matter}" if place else matter
+
+
+def _excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
+    t = scrub_names(normalise(text))
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+# --- inputs ----------------------------------------------------------------------------------
+def _week_end(week_ending) -> date:
+    if isinstance(week_ending, datetime):
+        return week_ending.date()
+    if isinstance(week_ending, date):
+        return week_ending
+    try:
+        return date.fromisoformat(str(week_ending)[:10])
+    except ValueError:
+        raise ValueError(f"week_ending must be a date (YYYY-MM-DD), got {str(week_ending)[:30]!r}") from None
+
+
+def _local_naive(values, zone: str) -> pd.Series:
+    """Times as naive wall-clock times on the hotline's clock: an offset is converted, a
+    time without one is taken as local already."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+            out.append(pd.NaT)
+            continue
+        ts = pd.Timestamp(v)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(tz).tz_localize(None)
+        out.append(ts)
+    return pd.Series(pd.to_datetime(out))
+
+
+def _prepare(frame: pd.DataFrame, week_end: date, zone: str) -> pd.DataFrame:
+    for col in ("id", "time", "text"):
+        if col not in frame.columns:
+            raise ValueError(f"the digest needs columns id, time and text; '{col}' is missing "
+                             f"(it has {', '.join(map(str, frame.columns[:12]))})")
+    f = frame.copy()
+    if "title" in f.columns:
+        from corpora.records import appeal_texts
+
+        f["text"] = appeal_texts(f)
+    f["id"] = f["id"].astype(str)
+    if f["id"].duplicated().any():
+        dup = f["id"][f["id"].duplicated()].iloc[0]
+        raise ValueError(f"appeal id {dup!r} appears more than once; ids must be unique")
+    times = f["time"]
+    if not pd.api.types.is_datetime64_any_dtype(times):
+        try:  # one vectorised parse when every time is ISO 8601 without an offset (the usual file)
+            parsed = pd.to_datetime(times, format="ISO8601")
+            times = parsed if getattr(parsed.dt, "tz", None) is None else times
+        except (ValueError, TypeError):
+            pass
+    if not pd.api.types.is_datetime64_any_dtype(times) or getattr(times.dt, "tz", None) is not None:
+        times = _local_naive(times.tolist(), zone).set_axis(f.index)
+    f["time"] = times
+    f = f[f["time"].notna()]
+    if f.empty:
+        raise ValueError("no appeal has a time: the digest needs a 'time' for each appeal")
+    end = pd.Timestamp(week_end) + pd.Timedelta(days=1)
+    f = f[(f["time"] < end) & (f["time"] >= end - pd.Timedelta(days=HISTORY_DAYS))]  # no look-ahead
+    for col in ("district", "category", "urgency", "user", "model_version"):
+        if col in f.columns:
+            f[col] = f[col].map(lambda v: v if isinstance(v, str) and v else None)
+    return f.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _has(f: pd.DataFrame, col: str) -> bool:
+    return col in f.columns and f[col].notna().any()
+
+
+# --- the detector on the history it needs ----------------------------------------------------
+@lru_cache(maxsize=1)
+def _topic_keywords() -> dict:
+    """A literal keyword per topic that alone assigns exactly that topic."""
+    from corpora.topics import default_topics
+
+    lex = default_topics()
+    out = {}
+    for t in lex.topics:
+        for part in t.pattern.pattern.split("|"):
+            if re.fullmatch(r"[\u4e00-\u9fff]+", part) and lex.assign(part) == [t.name]:
+                out[t.name] = part
+                break
+    return out
+
+
+def _skeletons(texts: list[str]) -> list[str]:
+    """Old appeals' texts reduced to what the detector reads from them beyond its word window:
+    their topics. Each becomes its topics' keywords (checked to assign the same topics), so
+    fitting skips segmenting text no emerging-issue window will read; counts, seasons and
+    calendar are the same as from the full texts."""
+    from corpora.topics import default_topics
+
+    lex, kw = default_topics(), _topic_keywords()
+    memo: dict[str, str] = {}
+    out = []
+    for t in texts:
+        s = memo.get(t)
+        if s is None:
+            topics = lex.assign(t)
+            s = "，".join(kw.get(x, "") for x in topics)
+            if any(x not in kw for x in topics) or lex.assign(s) != topics:
+                s = t
+            memo[t] = s
+        out.append(s)
+    return out
+
+
+def _fit_detector(f: pd.DataFrame, week_end: date):
+    from models.trends import TrendDetector
+
+    cols = [c for c in ("id", "time", "text", "district", "category", "user") if c in f.columns]
+    h = f[cols].copy()
+    old = (h["time"] < pd.Timestamp(week_end - timedelta(days=TEXT_DAYS))).to_numpy()
+    if old.any():
+        h.loc[old, "text"] = _skeletons(h.loc[old, "text"].tolist())
+    return TrendDetector().fit(h)
+
+
+def _group_week(week: pd.DataFrame) -> list[dict]:
+    from models.hotspots import HotspotGrouper
+
+    cols = [c for c in ("id", "time", "text", "district", "user", "urgency") if c in week.columns]
+    g = HotspotGrouper()
+    w = week[cols].copy()
+    w["time"] = w["time"].map(lambda t: t.isoformat())
+    g.add_frame(w, progress=False)
+    return g.groups(min_size=2)
+
+
+# --- the digest ------------------------------------------------------------------------------
+def build_digest(frame: pd.DataFrame, week_ending, *, tagger=None, progress: bool = False) -> dict:
+    """The digest of the week ending on ``week_ending`` (that day and the six before).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Appeals with ``id, time, text`` and, where known, ``district, category, user,
+        urgency, needs_review, confidence, model_version`` (and ``deadlines``, ``title``).
+        History before the week feeds the expected levels and the seasonal calendar;
+        appeals after ``week_ending`` are ignored.
+    week_ending : date or str
+    tagger : models.tagger.Tagger, optional
+        Tags categories when the frame has none, and urgency, confidence and deadlines of
+        the week's appeals when it has no urgency.
+    progress : bool
+        Log each stage (stderr through logging).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable; see the module docstring. ``quiet`` is true when no risk and no
+        seasonal rise was found.
+    """
+    return _build(frame, week_ending, tagger=tagger, progress=progress)
+
+
+def _build(frame, week_ending, *, tagger=None, progress=False, corrections=None, groups=None,
+           source="file", zone=None) -> dict:
+    import time as clock
+
+    from service.config import Settings
+
+    started = clock.perf_counter()
+    week_end = _week_end(week_ending)
+    week_start = week_end - timedelta(days=6)
+    zone = zone or Settings().timezone
+
+    def stage(name):
+        if progress:
+            log.info("digest %s: %s (%.1f s)", week_end, name, clock.perf_counter() - started)
+
+    stage("reading appeals")
+    f = _prepare(frame, week_end, zone)
+    f["day"] = f["time"].dt.normalize()
+    in_week = (f["day"] >= pd.Timestamp(week_start)).to_numpy()
+    versions: list[str] = []
+    if tagger is not None:
+        if not _has(f, "category"):
+            stage(f"tagging categories of {len(f):,} appeals")
+            f["category"] = [str(c) for c in tagger.category.predict(f["text"].tolist())]
+        if not _has(f, "urgency") and in_week.any():
+            stage(f"tagging the week's {int(in_week.sum()):,} appeals")
+            idx = np.flatnonzero(in_week)
+            tags = []
+            texts = f["text"].to_numpy()[idx].tolist()
+            times = [t.isoformat() for t in f["time"].to_numpy()[idx].astype("datetime64[s]").tolist()]
+            for s in range(0, len(idx), 1000):
+                tags += tagger.tag(texts[s:s + 1000], received_at=times[s:s + 1000])
+            for col in ("urgency", "needs_review", "confidence", "model_version", "deadlines"):
+                f[col] = None
+                f[col] = f[col].astype(object)
+                f.loc[idx, col] = pd.Series([t.get(col) for t in tags], index=idx, dtype=object)
+        versions = [tagger.version]
+    week = f[in_week]
+    stage(f"{len(week):,} appeals in the week, {len(f):,} with history")
+
+    # Hotspots of the week (grouped beside the detector on a second core when the week is big).
+    pool = future = None
+    if groups is None and len(week) >= 2000:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+            future = pool.submit(_group_week, week)
+        except (OSError, ValueError):
+            pool = None
+    stage("fitting early warning")
+    det = _fit_detector(f, week_end) if len(f) else None
+    alerts = det.detect(week_end.isoformat(), since_days=7) if det is not None else []
+    cal = det.calendar(week_end.isoformat(), weeks=4) if det is not None else {"entries": []}
+    stage("grouping hotspots")
+    if groups is None:
+        if future is not None:
+            groups = future.result()
+            pool.shutdown()
+        else:
+            groups = _group_week(week) if len(week) else []
+
+    stage("writing the digest")
+    ctx = _Context(f, week, det, week_start, week_end)
+    risks = ctx.risks(alerts, cal)
+    onsets = [a for a in alerts if a["kind"] == "seasonal_onset"]
+    coming = ctx.coming_up(cal, onsets)
+    headline = ctx.headline()
+    if det is not None:  # appeals a day over the last weeks against the expected band, this week in red
+        t_end = min(det._day(week_end.isoformat()), det.counts_.shape[1] - 1)
+        headline["daily"] = ctx._chart(det.total_[:t_end + 1], (week_start.isoformat(), week_end.isoformat()))
+    hot = ctx.hotspots(groups)
+    heat = ctx.heat_table()
+    crit = ctx.critical(zone)
+    health = ctx.model_health(versions, corrections)
+    quiet = not risks and not onsets
+    summary = ctx.summary(headline, risks, coming, hot, quiet)
+    return {
+        "schema": SCHEMA,
+        "week_start": week_start.isoformat(), "week_ending": week_end.isoformat(),
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source, "timezone": zone,
+        "history": {"first_day": f["day"].min().date().isoformat() if len(f) else None, "appeals": int(len(f))},
+        "quiet": quiet, "summary": summary,
+        "headline": headline, "risks": risks, "coming_up": coming, "hotspots": hot,
+        "heat_table": heat, "critical_urgent": crit, "model_health": health,
+        "seconds": round(clock.perf_counter() - started, 2),
+    }
+
+
+def _ids(s) -> list[str]:
+    return [str(x) for x in s]
+
+
+def _pct(a: int, b: int) -> float | None:
+    return round(100.0 * (a - b) / b, 1) if b else None
+
+
+def _xun(mmdd: str) -> str:
+    m, d = (int(x) for x in mmdd.split("-"))
+    return f"{m}月{'上' if d <= 10 else '中' if d <= 20 else '下'}旬"
+
+
+class _Context:
+    """The week, its history and the fitted detector; one method per section."""
+
+    def __init__(self, f, week, det, week_start, week_end):
+        self.f, self.week, self.det = f, week, det
+        self.week_start, self.week_end = week_start, week_end
+        self.pos = pd.Index(f["id"])
+        self.series_index = {(s.kind, s.name, s.district): j for j, s in enumerate(det.series_)} if det else {}
+
+    # -- headline
+    def _span(self, end: date, days: int = 7):
+        lo, hi = pd.Timestamp(end - timedelta(days=days - 1)), pd.Timestamp(end)
+        return self.f[(self.f["day"] >= lo) & (self.f["day"] <= hi)]
+
+    def headline(self) -> dict:
+        w = self.week
+        prev = self._span(self.week_start - timedelta(days=1))
+        ly_end = self.week_end - timedelta(days=364)
+        ly = self._span(ly_end)
+        has_ly = len(self.f) and self.f["day"].min() <= pd.Timestamp(ly_end - timedelta(days=6))
+        out = {
+            "received": {"value": len(w), "ids": _ids(w["id"])},
+            "previous_week": {"value": len(prev), "change_pct": _pct(len(w), len(prev)),
+                              "week_start": (self.week_start - timedelta(days=7)).isoformat(),
+                              "week_ending": (self.week_start - timedelta(days=1)).isoformat(), "ids": _ids(prev["id"])},
+            "same_week_last_year": ({"value": len(ly), "change_pct": _pct(len(w), len(ly)),
+                                     "week_start": (ly_end - timedelta(days=6)).isoformat(),
+                                     "week_ending": ly_end.isoformat(), "ids": _ids(ly["id"])}
+                                    if has_ly else None),
+        }
+        graded = w[w["urgency"].notna()] if _has(w, "urgency") else None
+        for level in ("critical", "urgent"):
+            if graded is None:  # no urgency in the input and no model to grade it
+                out[level] = {"value": None, "of": 0, "share": None, "ids": []}
+                continue
+            sel = graded[graded["urgency"] == level]
+            out[level] = {"value": len(sel), "of": len(graded),
+                          "share": round(len(sel) / len(graded), 4) if len(graded) else None, "ids": _ids(sel["id"])}
+        if "needs_review" in w.columns and w["needs_review"].notna().any():
+            known = w[w["needs_review"].notna()]
+            sel = known[known["needs_review"].astype(bool)]
+            out["needs_review"] = {"value": len(sel), "of": len(known), "share": round(len(sel) / len(known), 4),
+                                   "ids": _ids(sel["id"])}
+        else:
+            out["needs_review"] = {"value": None, "of": 0, "share": None, "ids": []}
+        return out
+
+    # -- risks
+    def _rows(self, ids) -> pd.DataFrame:
+        at = self.pos.get_indexer([str(i) for i in ids])
+        return self.f.iloc[at[at >= 0]]
+
+    def _department(self, rows: pd.DataFrame, topic: str | None) -> str | None:
+        from corpora.rules import default_router
+        from corpora.topics import default_topics
+
+        router = default_router()
+        fallback = default_topics().by_name[topic].category if topic in default_topics().by_name else None
+        cats = rows["category"] if "category" in rows.columns else pd.Series([None] * len(rows), index=rows.index)
+        depts = Counter()
+        for cat, text in zip(cats, rows["text"]):
+            cat = cat if isinstance(cat, str) and cat else fallback
+            if cat:
+                dept, _ = router.route(cat, text)
+                if dept:
+                    depts[dept] += 1
+        return depts.most_common(1)[0][0] if depts else None
+
+    def _examples(self, rows: pd.DataFrame, district: str | None, k: int = 3) -> list[dict]:
+        if district and "district" in rows.columns:
+            rows = pd.concat([rows[rows["district"] == district], rows[rows["district"] != district]])
+        seen, picked = set(), []
+        for r in rows.itertuples(index=False):
+            key = normalise(r.text)[:40]
+            if key in seen:
+                continue
+            seen.add(key)
+            picked.append({"id": str(r.id), "time": r.time.isoformat(timespec="minutes"),
+                           "district": getattr(r, "district", None), "text": _excerpt(r.text)})
+            if len(picked) == k:
+                break
+        return picked
+
+    def _chart(self, counts: np.ndarray, window: tuple[str, str] | None, flat_expected: float | None = None) -> dict:
+        """Daily counts of the last CHART_DAYS days and the expected band: the mean of the four
+        weeks before (a week's lag, so a rise does not raise its own bar), Poisson 95%."""
+        from scipy import stats
+
+        t = len(counts) - 1
+        days = [(self.week_end - timedelta(days=CHART_DAYS - 1 - i)).isoformat() for i in range(CHART_DAYS)]
+        obs, exp = [], []
+        for i in range(CHART_DAYS):
+            d = t - (CHART_DAYS - 1 - i)
+            obs.append(int(counts[d]) if d >= 0 else 0)
+            if flat_expected is not None:
+                exp.append(flat_expected)
+            else:
+                past = counts[max(0, d - 35):max(0, d - 7)]
+                exp.append(float(past.mean()) if len(past) else 0.0)
+        exp = np.array(exp)
+        return {"days": days, "counts": obs, "expected": [round(x, 2) for x in exp],
+                "lower": [int(x) for x in stats.poisson.ppf(0.025, np.maximum(exp, 1e-9))],
+                "upper": [int(x) for x in stats.poisson.ppf(0.975, np.maximum(exp, 1e-9))],
+                "window": list(window) if window else None}
+
+    def _season_of(self, cal, topic, district, start: str) -> str | None:
+        """The onset of the season of ``topic`` × ``district`` running on ``start``, if any."""
+        for e in cal["entries"]:
+            if e["topic"] != topic or e["district"] != district:
+                continue
+            for s in e["seasons"]:
+                if s["onset"] <= start and (date.fromisoformat(s["end"]) + timedelta(days=7)).isoformat() >= start:
+                    return s["onset"]
+        return None
+
+    def risks(self, alerts, cal) -> list[dict]:
+        from corpora.topics import default_topics
+
+        seasonal = {t.name for t in default_topics().topics if t.seasonal}
+        det, out = self.det, []
+        n_days = det.counts_.shape[1] if det is not None else 0
+        t_end = det._day(self.week_end.isoformat()) if det is not None else 0
+        for a in alerts:
+            if a["kind"] not in ("spike", "emerging"):
+                continue
+            kind = a["kind"]
+            onset = self._season_of(cal, a["topic"], a["district"], a["window_start"]) if (
+                kind == "spike" and a["topic"] in seasonal) else None
+            if onset is not None:
+                # Two weeks into a season a surge is an incident on top of it; before, the rise itself.
+                early = date.fromisoformat(a["window_start"]) - date.fromisoformat(onset) < timedelta(days=14)
+                kind = "seasonal_rise" if early else "incident"
+            rows = self._rows(a["evidence_ids"])
+            if kind == "emerging":
+                days = np.zeros(max(t_end + 1, 1))
+                d = (rows["day"] - pd.Timestamp(det.day0_)).dt.days.to_numpy()
+                np.add.at(days, d[(d >= 0) & (d <= t_end)], 1)
+                chart = self._chart(days, (a["window_start"], a["window_end"]),
+                                    flat_expected=float(a["expected"]) / 14)
+            else:
+                key = ("topic", a["topic"], a["district"]) if a["topic"] else ("category", a["category"], a["district"])
+                j = self.series_index.get(key)
+                counts = det.counts_[j, :min(t_end, n_days - 1) + 1] if j is not None else np.zeros(1)
+                chart = self._chart(counts, (a["window_start"], a["window_end"]))
+            name = a["topic"] if kind != "emerging" else a["topic"].removeprefix("新问题：")
+            names = names_in(rows["text"]) if kind == "emerging" else set()
+            out.append({
+                "kind": kind, "kind_label": KIND_LABEL[kind],
+                "title": _without_names(f"{a['district'] or '全市'}「{name or a['category']}」", names),
+                "topic": a["topic"], "category": a["category"], "district": a["district"],
+                "window_start": a["window_start"], "window_end": a["window_end"],
+                "observed": a["observed"], "expected": a["expected"], "score": a["score"],
+                "summary": _without_names(a["summary"], names),
+                "department": self._department(rows, a["topic"]),
+                "examples": self._examples(rows.sort_values("time", ascending=False), a["district"]),
+                "evidence_ids": [str(i) for i in a["evidence_ids"]],
+                "group_id": a.get("group_id"),
+                "chart": chart,
+            })
+        out.sort(key=lambda r: (-r["score"], r["title"]))
+        for i, r in enumerate(out, 1):
+            r["rank"] = i
+        return out
+
+    # -- 未诉先办
+    def _season_evidence(self, entry, limit=30) -> list[str]:
+        det, j = self.det, entry["_series"]
+        runs = entry["_runs"]
+        if not runs:
+            return []
+        a = runs[-1]["_onset_idx"]
+        docs = det.member_[j].indices
+        docs = docs[(det.doc_day_[docs] >= a) & (det.doc_day_[docs] <= a + 13)]
+        return det.ids_[np.sort(docs)[:limit]].tolist()
+
+    def coming_up(self, cal, onsets) -> list[dict]:
+        by_topic: dict[str, list] = {}
+        for e in cal["entries"]:
+            by_topic.setdefault(e["topic"], []).append(e)
+        rising: dict[str, list] = {}
+        for a in onsets:
+            rising.setdefault(a["topic"], []).append(a)
+        out = []
+        for topic in sorted(set(by_topic) | set(rising), key=lambda x: (x not in rising, x)):
+            entries = by_topic.get(topic, [])
+            city = next((e for e in entries if e["district"] is None), None)
+            dists = [e for e in entries if e["district"] is not None]
+            ref = city or (max(entries, key=lambda e: e["n_seasons"]) if entries else None)
+            peak = None
+            if dists:
+                best = max(dists, key=lambda e: np.median([s["peak_7day_count"] for s in e["seasons"]]))
+                peak = best["district"]
+            history = ""
+            before = (self.week_start - timedelta(days=90)).isoformat()  # seasons of earlier years, not this one
+            past = [x for x in ref["seasons"] if x["onset"] < before] if ref else []
+            if past:  # seasons before this week: this year's rise is not its own precedent
+                n = len(past)
+                md = sorted(x["onset"][5:] for x in past)[len(past) // 2]
+                years = {1: "去年", 2: "近两年", 3: "近三年"}.get(n, f"近{n}年")
+                if ref["anchor"] != "日历":
+                    off = ref["anchor_offset_days"] or 0
+                    when = f"{ref['anchor']}{'前' if off < 0 else '后'}{abs(off)}天前后" if off else f"{ref['anchor']}前后"
+                else:
+                    when = _xun(md)
+                history = f"{years}均在{when}开始上升" if n > 1 else f"往年在{when}开始上升"
+                if peak:
+                    history += f"，{peak}峰值最高"
+            if topic in rising:
+                alerts = sorted(rising[topic], key=lambda a: -a["observed"])
+                where = "、".join(f"{a['district'] or '全市'}（近7天{a['observed']}件）" for a in alerts[:6])
+                sentence = f"{topic}：本周已开始季节性上升——{where}" + (f"；{history}" if history else "") + "。"
+                ids = list(dict.fromkeys(i for a in alerts for i in a["evidence_ids"]))
+                out.append({"topic": topic, "status": "rising", "sentence": scrub_names(sentence),
+                            "next_onset": None, "districts": [a["district"] for a in alerts],
+                            "evidence_ids": [str(i) for i in ids]})
+                continue
+            due = [e for e in entries if e["due_within_weeks"]
+                   and date.fromisoformat(e["next_onset"]) > self.week_end
+                   and date.fromisoformat(e["next_onset"]) <= self.week_end + timedelta(weeks=4)]
+            if not due:
+                continue
+            first = min(due, key=lambda e: e["next_onset"])
+            nxt = date.fromisoformat((city if city in due else first)["next_onset"])
+            spread = (city if city in due else first)["onset_spread_days"]
+            sentence = (f"{topic}：{history + '；' if history else ''}预计{nxt.month}月{nxt.day}日前后开始"
+                        + (f"（往年波动约±{spread:.0f}天）" if ref["n_seasons"] > 1 else "") + "，请相关部门提前准备。")
+            out.append({"topic": topic, "status": "due", "sentence": scrub_names(sentence),
+                        "next_onset": nxt.isoformat(),
+                        "districts": [e["district"] for e in due if e["district"]],
+                        "evidence_ids": [str(i) for i in self._season_evidence(ref)]})
+        return out
+
+    # -- hotspots and the heat table
+    def hotspots(self, groups, k: int = 15) -> dict:
+        gs = sorted(groups, key=lambda g: (-g["heat"], g["group_id"]))
+        items = []
+        for g in gs:
+            # Keywords come from the members' words: a name their senders wrote is never one.
+            names = names_in(self._rows(g["appeal_ids"])["text"])
+            keywords = [k for k in g.get("keywords") or [] if not any(k in n or n in k for n in names)]
+            summary = (_summary_of(g.get("place"), keywords) if g.get("keywords") is not None
+                       else _without_names(g["summary"], names))
+            items.append(self._group_item(g, summary, names))
+        return {"groups": items[:k], "total_groups": len(items),
+                "appeals_in_groups": sum(g["size"] for g in items),
+                "ids": [i for g in items for i in g["ids"]]}
+
+    @staticmethod
+    def _group_item(g, summary, names) -> dict:
+        return {"group_id": g["group_id"], "size": g["size"], "people": g["people"],
+                  "place": _without_names(g["place"], names) if g.get("place") else None,
+                  "summary": _without_names(summary, names), "heat": g["heat"],
+                  "districts": g.get("districts", []),
+                  "first_time": g.get("first_time"), "last_time": g.get("last_time"),
+                  "ids": [str(i) for i in g["appeal_ids"]]}
+
+    def heat_table(self) -> dict:
+        w = self.week
+        dist = w["district"].fillna("（未注明）") if "district" in w.columns else pd.Series(["（未注明）"] * len(w),
+                                                                                        index=w.index)
+        cat = w["category"].fillna("（未分类）") if "category" in w.columns else pd.Series(["（未分类）"] * len(w),
+                                                                                      index=w.index)
+        districts = [d for d, _ in Counter(dist).most_common()]
+        categories = [c for c, _ in Counter(cat).most_common()]
+        cells = {}
+        for (d, c), ids in w.groupby([dist, cat])["id"]:
+            cells.setdefault(d, {})[c] = {"value": len(ids), "ids": _ids(ids)}
+        return {"districts": districts, "categories": categories, "cells": cells,
+                "max": max((x["value"] for row in cells.values() for x in row.values()), default=0)}
+
+    # -- critical and urgent
+    def critical(self, zone: str) -> dict:
+        from models.urgency import load_sla
+
+        w = self.week
+        if not _has(w, "urgency"):
+            return {"available": False, "items": [], "ids": []}
+        sel = w[w["urgency"].isin(["critical", "urgent"])]
+        sla = load_sla()
+        items = []
+        order = sel.assign(_r=sel["urgency"].map({"critical": 0, "urgent": 1})).sort_values(["_r", "time"])
+        for r in order.itertuples(index=False):
+            dl = getattr(r, "deadlines", None)
+            if not isinstance(dl, dict) or "finish_by" not in dl:
+                dl = sla.deadlines(r.urgency, r.time.to_pydatetime())
+            items.append({"id": str(r.id), "urgency": r.urgency, "urgency_label": URGENCY_LABEL[r.urgency],
+                          "time": r.time.isoformat(timespec="minutes"),
+                          "district": getattr(r, "district", None), "category": getattr(r, "category", None),
+                          "text": _excerpt(r.text, 60),
+                          "contact_by": str(dl.get("contact_by", ""))[:16],
+                          "finish_by": str(dl.get("finish_by", ""))[:16],
+                          "report_back_by": str(dl.get("report_back_by", ""))[:16]})
+        return {"available": True, "items": items, "ids": [x["id"] for x in items]}
+
+    # -- model health
+    def model_health(self, versions: list[str], corrections) -> dict:
+        w, f = self.week, self.f
+        out: dict = {}
+        usual = f[(f["day"] < pd.Timestamp(self.week_start))
+                  & (f["day"] >= pd.Timestamp(self.week_start - timedelta(weeks=8)))]
+        if _has(w, "category"):
+            now, before = Counter(w["category"].dropna()), Counter(usual["category"].dropna()) if _has(usual, "category") else Counter()
+            n_now, n_before = sum(now.values()), sum(before.values())
+            mix = []
+            for c in sorted(set(now) | set(before), key=lambda c: -now.get(c, 0)):
+                share = now.get(c, 0) / n_now if n_now else 0.0
+                usual_share = before.get(c, 0) / n_before if n_before else None
+                mix.append({"category": c, "value": now.get(c, 0), "share": round(share, 4),
+                            "usual_share": round(usual_share, 4) if usual_share is not None else None,
+                            "change_pp": round(100 * (share - usual_share), 1) if usual_share is not None else None,
+                            "ids": _ids(w["id"][w["category"] == c])})
+            out["category_mix"] = mix
+            out["usual_weeks"] = 8
+        else:
+            out["category_mix"] = []
+        if "confidence" in w.columns and w["confidence"].notna().any():
+            conf = pd.to_numeric(w["confidence"], errors="coerce")
+            low = w[conf < LOW_CONFIDENCE]
+            out["low_confidence"] = {"value": len(low), "of": int(conf.notna().sum()),
+                                     "share": round(len(low) / max(int(conf.notna().sum()), 1), 4),
+                                     "threshold": LOW_CONFIDENCE, "ids": _ids(low["id"])}
+        else:
+            out["low_confidence"] = None
+        out["corrections"] = corrections  # None: the input holds no human corrections (a file)
+        if "model_version" in w.columns and w["model_version"].notna().any():
+            out["model_versions"] = [{"version": v, "value": n} for v, n in Counter(w["model_version"].dropna()).most_common()]
+        else:
+            out["model_versions"] = [{"version": v, "value": len(w)} for v in versions]
+        return out
+
+    # -- summary sentences
+    def summary(self, headline, risks, coming, hot, quiet) -> list[str]:
+        h = headline
+        line = f"本周（{self.week_start.month}月{self.week_start.day}日—{self.week_end.month}月{self.week_end.day}日）共收到诉求{h['received']['value']:,}件"
+        if h["previous_week"]["change_pct"] is not None:
+            line += f"，较上周{'增加' if h['previous_week']['change_pct'] >= 0 else '减少'}{abs(h['previous_week']['change_pct']):.1f}%"
+        if h["same_week_last_year"] and h["same_week_last_year"]["change_pct"] is not None:
+            c = h["same_week_last_year"]["change_pct"]
+            line += f"，较去年同期{'增加' if c >= 0 else '减少'}{abs(c):.1f}%"
+        out = [line + "。"]
+        if quiet:
+            out.append("本周平稳：未发现需要处置的异常上升、季节内突发或新问题，也没有季节性问题开始上升。")
+        else:
+            if risks:
+                top = "；".join(f"{r['title']}（{r['kind_label']}）" for r in risks[:3])
+                out.append(f"需要处置的风险{len(risks)}项，居前的是：{top}。")
+            for c in coming:
+                if c["status"] == "rising":
+                    out.append(c["sentence"])
+        due = [c for c in coming if c["status"] == "due"]
+        if due:
+            out.append("未来四周可能进入高发期：" + "、".join(c["topic"] for c in due) + "。")
+        if hot["groups"]:
+            g = hot["groups"][0]
+            out.append(f"本周热点{hot['total_groups']}个，最热的是「{g['summary']}」（{g['size']}件）。")
+        return out
+
+
+# --- the database ----------------------------------------------------------------------------
+def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
+    """The digest of the week from the service database: appeals (current category and
+    urgency: the latest human label, else the prediction), their latest predictions
+    (confidence, model version, deadlines), labels created in the week (corrections) and
+    the stored hotspot groups (grouped here when the database has none for the week)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from service.config import Settings
+    from service.db import Appeal, Label, Prediction, make_engine
+    from service.hotspot_store import HotspotAssignment, HotspotGroup
+
+    zone = Settings().timezone
+    week_end = _week_end(week_ending)
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    end = datetime.combine(week_end + timedelta(days=1), datetime.min.time(), tz)
+    start = end - timedelta(days=HISTORY_DAYS)
+    week_lo = end - timedelta(days=7)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            rows = s.execute(select(Appeal.id, Appeal.time, Appeal.title, Appeal.text, Appeal.district, Appeal.user,
+                                    Appeal.category, Appeal.urgency, Appeal.needs_review)
+                             .where(Appeal.time >= start, Appeal.time < end)).all()
+            frame = pd.DataFrame(rows, columns=["id", "time", "title", "text", "district", "user", "category",
+                                                "urgency", "needs_review"])
+            latest = (select(Prediction.appeal_id, func.max(Prediction.id).label("pid"))
+                      .join(Appeal, Appeal.id == Prediction.appeal_id)
+                      .where(Appeal.time >= week_lo, Appeal.time < end).group_by(Prediction.appeal_id).subquery())
+            preds = s.execute(select(Prediction.appeal_id, Prediction.confidence, Prediction.model_version,
+                                     Prediction.deadlines).join(latest, latest.c.pid == Prediction.id)).all()
+            labels = s.execute(select(Label.appeal_id, Label.field, Label.old_value, Label.new_value, Label.created_at)
+                               .where(Label.created_at >= week_lo, Label.created_at < end)
+                               .order_by(Label.id)).all()
+            assigned = s.execute(select(HotspotAssignment.appeal_id, HotspotAssignment.group_id)
+                                 .join(Appeal, Appeal.id == HotspotAssignment.appeal_id)
+                                 .where(Appeal.time >= week_lo, Appeal.time < end,
+                                        HotspotAssignment.group_id.is_not(None))).all()
+            group_rows = {}
+            if assigned:
+                gids = sorted({g for _, g in assigned})
+                for i in range(0, len(gids), 500):
+                    for g in s.scalars(select(HotspotGroup).where(HotspotGroup.id.in_(gids[i:i + 500]))):
+                        group_rows[g.id] = g
+    finally:
+        engine.dispose()
+    if frame.empty:
+        raise ValueError(f"the database has no appeals with a time before {end.date()} (week ending {week_end})")
+    frame["time"] = [t.astimezone(tz).replace(tzinfo=None) if t is not None else None for t in frame["time"]]
+    frame["time"] = pd.to_datetime(frame["time"])
+    p = pd.DataFrame(preds, columns=["id", "confidence", "model_version", "deadlines"])
+    frame = frame.merge(p, on="id", how="left")
+    frame = frame.astype(object).where(frame.notna(), None)
+    frame["time"] = pd.to_datetime(frame["time"])
+    # Deadlines of the urgency in force (a label may have changed it): recomputed when they differ.
+    corrections = {"value": len(labels), "ids": list(dict.fromkeys(a for a, *_ in labels)),
+                   "items": [{"id": a, "field": fld, "old": o, "new": n,
+                              "at": c.astimezone(tz).isoformat(timespec="minutes") if c else None}
+                             for a, fld, o, n, c in labels]}
+    groups = None
+    if group_rows:
+        members: dict[str, list[str]] = {}
+        for a, g in assigned:
+            members.setdefault(g, []).append(a)
+        groups = []
+        for gid, ids in members.items():
+            g = group_rows.get(gid)
+            if g is None or len(ids) < 2:
+                continue
+            groups.append({"group_id": gid, "appeal_ids": sorted(ids), "size": len(ids), "people": min(g.people, len(ids)),
+                           "place": g.place, "summary": g.summary, "keywords": g.keywords, "heat": g.heat, "districts": g.districts or [],
+                           "first_time": g.first_time.isoformat() if g.first_time else None,
+                           "last_time": g.last_time.isoformat() if g.last_time else None})
+    out = _build(frame, week_end, tagger=tagger, corrections=corrections, groups=groups, source="database", zone=zone)
+    out["hotspots"]["source"] = "database" if groups is not None else "grouped for the digest"
+    return out
+
+
+# --- rendering -------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _cjk_font() -> str:
+    """The CJK font family for matplotlib, or FontMissingError saying how to install it."""
+    from matplotlib import font_manager as fm
+
+    def find():
+        try:
+            return fm.fontManager.findfont(fm.FontProperties(family=CJK_FAMILY), fallback_to_default=False)
+        except ValueError:
+            return None
+
+    if find() is None:  # installed after matplotlib cached its font list: add the files it did not see
+        for path in sorted(Path("/usr/share/fonts").glob("**/NotoSansCJK*.tt[cf]")):
+            fm.fontManager.addfont(str(path))
+    if find() is None:
+        raise FontMissingError(f"the digest's charts need the CJK font '{CJK_FAMILY}', which is not installed; "
+                               "install Debian's fonts-noto-cjk (apt-get install -y fonts-noto-cjk; .ci/run does)")
+    return CJK_FAMILY
+
+
+_SVG_HEAD = re.compile(r"^.*?(?=<svg)", re.S)
+_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+def _svg(fig, salt: str) -> str:
+    import io
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    s = _SVG_META.sub("", _SVG_HEAD.sub("", buf.getvalue(), count=1))
+    s = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart" role="img"', s, count=1)
+    return s
+
+
+def _risk_chart(chart: dict, salt: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    family = _cjk_font()
+    x = np.arange(len(chart["days"]))
+    with matplotlib.rc_context({"font.family": family, "font.size": 8, "axes.unicode_minus": False}):
+        fig, ax = plt.subplots(figsize=(6.2, 1.9), dpi=72)
+        win = chart.get("window")
+        colors = ["#c0392b" if win and win[0] <= d <= win[1] else "#5b7db1" for d in chart["days"]]
+        ax.fill_between(x, chart["lower"], chart["upper"], step="mid", color="#d9d9d9", label="预计范围", linewidth=0)
+        ax.plot(x, chart["expected"], color="#7f7f7f", linewidth=1, linestyle="--", label="预计")
+        ax.bar(x, chart["counts"], color=colors, width=0.75, label="每日件数")
+        ticks = [i for i in range(len(x)) if (len(x) - 1 - i) % 7 == 0]
+        ax.set_xticks(ticks, [chart["days"][i][5:] for i in ticks])
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_ylabel("件/日")
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=3)
+        return _svg(fig, salt)
+
+
+def _templates():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+    env.filters["signed"] = lambda v: "—" if v is None else f"{v:+.1f}%"
+    env.filters["pp"] = lambda v: "—" if v is None else f"{v:+.1f}"
+    env.filters["num"] = lambda v: "—" if v is None else f"{v:,}"
+    return env
+
+
+def render(digest: dict, fmt: str = "html") -> str:
+    """The digest as ``"html"`` (one self-contained page), ``"md"`` or ``"json"``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt == "json":
+        return json.dumps(digest, ensure_ascii=False, indent=1)
+    if fmt == "md":
+        return _templates().get_template("digest.md.j2").render(d=digest, kind_label=KIND_LABEL)
+    charts = {}
+    if digest["headline"].get("daily"):
+        charts[0] = _risk_chart(digest["headline"]["daily"], salt="daily")
+    for r in digest["risks"][:MAX_CHARTS]:
+        charts[r["rank"]] = _risk_chart(r["chart"], salt=f"risk{r['rank']}")
+    return _templates().get_template("digest.html.j2").render(d=digest, charts=charts, max_charts=MAX_CHARTS)
