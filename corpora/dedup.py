@@ -3,7 +3,8 @@
 Honest splitting puts each group wholly on one side of a split.
 
 Two appeals are near-duplicates when the cosine similarity of their character 3-gram
-TF-IDF vectors is at least ``threshold`` (the same appeal with and without its title,
+TF-IDF vectors (sublinear tf, so a phrase said many times does not swamp the rest) is at
+least ``threshold`` (the same appeal with and without its title,
 re-posts with small edits), or when one text contains the other: after dropping case,
 whitespace and punctuation, a text of at least ``min_contained`` characters appears
 verbatim inside the other (a short appeal quoted in, or grown into, a long one, where the

@@ -241,4 +241,6 @@ def read_appeals(path, *, max_chars: int = DEFAULT_MAX_CHARS, require_text: bool
 def appeal_texts(frame: pd.DataFrame) -> list[str]:
     """The model input for each record: title and text joined, without a repeated title."""
     titles = frame["title"] if "title" in frame.columns else [None] * len(frame)
-    return [join_title(t, x) for t, x in zip(titles, frame["text"])]
+    # A frame built elsewhere may hold NaN for a missing value (pandas 3 does for None in a
+    # string column), which str() would turn into the text "nan".
+    return [join_title(None if pd.isna(t) else t, None if pd.isna(x) else x) for t, x in zip(titles, frame["text"])]

@@ -70,7 +70,7 @@ def strip_control(text: str | None) -> str | None:
 
 
 def join_title(title: str | None, text: str | None) -> str:
-    """Join a title and its text without repeating a title the text already opens with.
+    """Join a title and its text without repeating a title the text already contains (usually at its start).
 
     Examples
     --------
@@ -84,8 +84,7 @@ def join_title(title: str | None, text: str | None) -> str:
         return text
     if not text:
         return title
-    head = text[: len(title) + 10]
-    if title in head or title in text:
+    if title in text:  # usually at its start; anywhere, it is already said
         return text
     return f"{title}。{text}"
 

@@ -34,7 +34,9 @@ def choose_review_threshold(proba: np.ndarray, correct: np.ndarray, *, target_pr
     order = np.argsort(-proba, kind="stable")
     p_sorted, c_sorted = proba[order], correct[order].astype(float)
     precision = np.cumsum(c_sorted) / np.arange(1, len(c_sorted) + 1)
-    ok = np.nonzero(precision >= target_precision)[0]
+    # A threshold accepts every prediction tied with it: precision counts only at the end of a tie.
+    end_of_tie = np.r_[p_sorted[1:] != p_sorted[:-1], True]
+    ok = np.nonzero((precision >= target_precision) & end_of_tie)[0]
     if len(ok) == 0:
         return 1.0
     # accept everything down to the last position where the running precision still holds

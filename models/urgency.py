@@ -239,8 +239,12 @@ def _macro_f1(y, pred) -> float:
 def level_thresholds(y, pc, pu) -> tuple[float, float, float]:
     """(macro-F1, critical threshold, urgent threshold): the pair of a grid over the
     scores' quantiles that grades ``y`` best from critical scores ``pc`` and
-    urgent-or-above scores ``pu`` (the first such pair on ties)."""
+    urgent-or-above scores ``pu`` (the first such pair on ties). Without a critical appeal in
+    ``y`` nothing is graded critical (the critical threshold is ``inf``): its critical scores
+    are all 0, and a threshold of 0 graded every appeal critical."""
     grid_c = np.unique(np.quantile(pc, np.linspace(0.5, 1.0, 41)))
+    if not (np.asarray(y) == "critical").any():
+        grid_c = np.array([np.inf])
     grid_u = np.unique(np.quantile(pu, np.linspace(0.05, 0.95, 37)))
     best = (-1.0, 1.0, 0.5)
     for tc in grid_c:

@@ -114,3 +114,70 @@ def test_lookup_table_is_rebuilt_not_saved():
     before = vec.transform(DOCS)
     assert "_index" in vec.__dict__ and "_index" not in vec.__getstate__()
     assert (abs(pickle.loads(pickle.dumps(vec)).transform(DOCS) - before)).max() == 0
+
+
+@pytest.mark.parametrize("bad", [(0, 1), (2, 1), (1, 4), (4, 4)])
+def test_ngram_range_outside_one_to_three_is_refused(bad):
+    with pytest.raises(ValueError, match=r"^ngram_range must lie within \(1, 3\), got"):
+        ngram_keys("暖气", bad)
+
+
+def test_ngram_keys_lower_case_and_collapse_whitespace():
+    assert ngram_keys("AB  c\n", (1, 3)).tolist() == ngram_keys("ab c", (1, 3)).tolist()
+    assert ngram_keys("A", (1, 1)).tolist() == [ord("a")]
+    assert ngram_keys(" 暖 ", (1, 1)).tolist() == [ord("暖")]  # outer whitespace dropped
+    assert ngram_keys("暖气", (2, 3)).tolist() == [(ord("暖") << 21) | ord("气")]  # too short for a trigram
+    assert ngram_keys("", (1, 3)).tolist() == [] and ngram_keys("暖", (2, 2)).tolist() == []
+    k = ngram_keys("煤气味", (3, 3))
+    assert k.tolist() == [(ord("煤") << 42) | (ord("气") << 21) | ord("味")]
+
+
+def test_fitting_on_nothing_is_refused():
+    with pytest.raises(ValueError, match="^cannot fit on zero texts$"):
+        CharNgramTfidf().fit([])
+
+
+def test_min_df_and_max_features_keep_the_most_frequent_ngrams():
+    docs = ["甲甲甲乙", "甲乙丙", "丁"]
+    v = CharNgramTfidf(ngram_range=(1, 1), min_df=2).fit(docs)
+    assert sorted(chr(k) for k in v.keys_) == ["乙", "甲"]  # in two texts each; 丙 and 丁 in one
+    v = CharNgramTfidf(ngram_range=(1, 1), min_df=1, max_features=2).fit(docs)
+    assert sorted(chr(k) for k in v.keys_) == ["乙", "甲"]  # 甲 4 times, 乙 twice, 丙 and 丁 once
+    v = CharNgramTfidf(ngram_range=(1, 1), min_df=1, max_features=1).fit(docs)
+    assert [chr(k) for k in v.keys_] == ["甲"]
+    v = CharNgramTfidf(ngram_range=(1, 1), min_df=1, max_features=10).fit(docs)
+    assert len(v.keys_) == 4
+
+
+def test_idf_and_sublinear_tf_values():
+    docs = ["甲甲甲乙", "甲乙丙", "丁"]
+    v = CharNgramTfidf(ngram_range=(1, 1), min_df=1).fit(docs)
+    idf = dict(zip((chr(k) for k in v.keys_), v.idf_))
+    assert idf["甲"] == pytest.approx(np.log(4 / 3) + 1) and idf["丁"] == pytest.approx(np.log(4 / 2) + 1)
+    row = v.transform(["甲甲甲乙"]).toarray()[0]
+    cols = {chr(k): j for j, k in enumerate(v.keys_)}
+    ratio = row[cols["甲"]] / row[cols["乙"]]
+    assert ratio == pytest.approx((1 + np.log(3)) * idf["甲"] / idf["乙"])
+    assert float(row @ row) == pytest.approx(1.0)
+
+
+def test_unit_and_csr_from_rows_edges():
+    from models.charngrams import csr_from_rows, unit
+
+    assert unit(np.array([3.0, 4.0])).tolist() == [0.6, 0.8]
+    assert unit(np.array([0.0, 0.0])).tolist() == [0.0, 0.0] and unit(np.array([])).tolist() == []
+    empty = csr_from_rows([], 4)
+    assert empty.shape == (0, 4) and empty.nnz == 0
+    m = csr_from_rows([(np.array([3]), np.array([1.5]))], 4, dtype=np.float32)
+    assert m.dtype == np.float32 and m.toarray().tolist() == [[0, 0, 0, 1.5]]
+
+
+def test_default_min_df_keeps_ngrams_in_two_texts():
+    v = CharNgramTfidf(ngram_range=(1, 1)).fit(["甲乙", "甲丙", "丁"])
+    assert [chr(k) for k in v.keys_] == ["甲"]
+
+
+def test_unit_scales_short_vectors_up_too():
+    from models.charngrams import unit
+
+    np.testing.assert_allclose(unit(np.array([0.3, 0.4])), [0.6, 0.8])

@@ -27,3 +27,107 @@ def test_routing_with_the_prefilter_equals_every_rule(source, demo_frame):
     routed = [(c, t) for t in texts for c in router.categories]
     assert [router.route(c, t) for c, t in routed] == [_route_every_rule(router, c, t) for c, t in routed]
     assert sum(router.route(c, t)[1] is not None for c, t in routed) > len(texts) // 10  # topics did fire
+
+
+# --- routing behaviour ---------------------------------------------------------------------
+
+def test_the_topic_with_most_live_keyword_hits_wins():
+    router = default_router()
+    # one heating word against two gas words
+    assert router.route("城乡建设", "暖气不热，燃气灶也打不着，煤气味很重") == ("市城市管理局(燃气办)", "燃气供应")
+    # negated hits do not count: the gas words are denied, heating wins
+    assert router.route("城乡建设", "暖气不热，没有燃气，没有煤气") == ("市城市管理局(供热办)", "冬季采暖")
+
+
+def test_topics_of_another_category_are_not_used():
+    router = default_router()
+    dept, topic = router.route("商贸旅游", "小区暖气不热")
+    assert topic is None and dept == router.default["商贸旅游"]
+    assert router.route("没有这个分类", "暖气不热") == (None, None)
+
+
+def test_categories_are_those_with_a_default_department():
+    cats = default_router().categories
+    assert "城乡建设" in cats and len(cats) == len(set(cats)) == 7
+
+
+def _write(tmp_path, body):
+    p = tmp_path / "routing.csv"
+    p.write_text("category,topic,department,keywords\n" + body, encoding="utf-8")
+    return p
+
+
+def test_a_small_routing_file_loads_and_routes(tmp_path):
+    from corpora.rules import load_router
+
+    r = load_router(_write(tmp_path, "甲,,甲局,\n甲,暖,甲局供热办,暖气|供暖\n 乙 , , 乙局 , \n"))
+    assert r.categories == ["甲", "乙"]
+    assert r.route("甲", "家里供暖不好") == ("甲局供热办", "暖")
+    assert r.route("甲", "家里冷") == ("甲局", None)
+    assert r.route("乙", "暖气") == ("乙局", None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("甲,,甲局,,多余\n", r"routing\.csv:2: more fields than columns"),
+    ("甲,,甲局,\n,,乙局,\n", r"routing\.csv:3: category and department are required"),
+    ("甲,,,\n", r"routing\.csv:2: category and department are required"),
+    ("甲,,甲局,\n甲,暖,供热办,\n", r"routing\.csv:3: topic '暖' needs keywords"),
+    ("甲,,甲局,\n乙,暖,供热办,暖气\n", r"routing\.csv: categories \['乙'\] have topics but no default department row"),
+])
+def test_malformed_routing_files_are_refused_with_file_and_row(tmp_path, body, message):
+    from corpora.rules import RuleFileError, load_router
+
+    with pytest.raises(RuleFileError, match=message):
+        load_router(_write(tmp_path, body))
+
+
+def test_an_invalid_rule_pattern_names_file_line_and_rule(tmp_path):
+    from corpora.rules import RuleFileError, rule_pattern
+
+    assert rule_pattern(tmp_path / "x.csv", 7, "暖", "暖气|供暖").search("供暖")
+    with pytest.raises(RuleFileError, match=r"x\.csv:7: '暖' has an invalid pattern \("):
+        rule_pattern(tmp_path / "x.csv", 7, "暖", "暖气(")
+
+
+# --- PatternSet ------------------------------------------------------------------------------
+
+def test_pattern_set_candidates_are_exactly_the_patterns_that_occur():
+    import re
+
+    from corpora.rules import PatternSet
+
+    pats = [re.compile("暖气|供暖"), re.compile("燃气"), re.compile("noise", re.IGNORECASE),
+            re.compile("a.b", re.DOTALL), re.compile("^停水", re.MULTILINE), re.compile(r"(\d)\1")]
+    ps = PatternSet(pats)
+    # the back-reference cannot be prefiltered: it is always a candidate
+    assert ps.candidates("今天") == [5]
+    assert ps.candidates("供暖和燃气") == [0, 1, 5]
+    assert ps.candidates("NOISE at night") == [2, 5]
+    assert ps.candidates("a\nb") == [3, 5]
+    assert ps.candidates("通知\n停水三天") == [4, 5]
+    assert ps.candidates("通知停水三天") == [5]
+
+
+def test_pattern_set_survives_pickling_and_threads():
+    import pickle
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile("暖气"), re.compile("燃气")])
+    assert ps.candidates("燃气") == [1]
+    copy = pickle.loads(pickle.dumps(ps))
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(copy.candidates, ["暖气", "燃气", "暖气燃气", "无"] * 10))
+    assert got == [[0], [1], [0, 1], []] * 10
+
+
+def test_pattern_set_of_only_unscannable_patterns():
+    import re
+
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile(r"(?<=没)有"), re.compile(b"x")])
+    assert ps.candidates("有") == [0, 1]
+    assert PatternSet([]).candidates("有") == []

@@ -60,3 +60,77 @@ def test_tokenize_uses_domain_dictionary():
     for word in ("小区", "物业", "暖气", "网约车", "公积金"):
         assert word in toks
     assert "，" not in toks and "," not in toks
+
+
+def test_join_title_drops_a_title_the_text_already_says_anywhere():
+    # Not at the start, and past the first len(title) + 10 characters: still not repeated.
+    text = "家里冷了好几天，找过物业也没有用，总之一句话：暖气不热。"
+    assert join_title("暖气不热", text) == normalise(text)
+
+
+# --- strip_control ------------------------------------------------------------------
+
+def test_strip_control_keeps_none_and_line_breaks():
+    from corpora.text import strip_control
+
+    assert strip_control(None) is None
+    assert strip_control("a\x00b\tc\r\nd\x7f") == "ab\tc\r\nd"
+
+
+# --- redact: full-width input ---------------------------------------------------------
+
+def test_redact_full_width_text_keeps_what_lies_between_matches():
+    raw = "手机１３８１２３４５６７８，备用１３９１２３４５６７８，谢谢"
+    assert redact(raw) == "手机[手机号]，备用[手机号]，谢谢"
+
+
+def test_redact_placeholder_replaces_every_match_in_full_width_text_too():
+    assert redact("手机１３８１２３４５６７８，住３栋", placeholder=" ") == "手机 ，住 "
+    assert redact("手机13812345678，住3栋", placeholder=" ") == "手机 ，住 "
+
+
+# --- tokenize ---------------------------------------------------------------------------
+
+def test_tokenize_keeps_words_made_of_letters_digits_and_symbols():
+    assert "PM2.5" in tokenize("空气PM2.5超标")
+
+
+@pytest.mark.parametrize("text, word", [("楼道燃气泄漏", "燃气泄漏"), ("办理不动产证", "不动产证")])
+def test_tokenize_keeps_domain_words_jieba_alone_would_split(text, word):
+    # jieba's own dictionary cuts these into 燃气/泄漏 and 不动产/证; corpora/data/userdict.txt joins them.
+    assert word in tokenize(text)
+
+
+def _fresh_tokenizer(monkeypatch, tmp_path, userdict: str):
+    import corpora.text as t
+
+    (tmp_path / "userdict.txt").write_text(userdict, encoding="utf-8")
+    monkeypatch.setattr(t, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(t, "_TOKENIZER", None)
+    return t._tokenizer()
+
+
+def test_userdict_words_after_a_blank_line_are_loaded(monkeypatch, tmp_path):
+    tok = _fresh_tokenizer(monkeypatch, tmp_path, "暖气 2000 n\n\n燃气泄漏 800 n\n")
+    assert "燃气泄漏" in tok.cut("楼道燃气泄漏")
+
+
+def test_userdict_frequency_is_honoured(monkeypatch, tmp_path):
+    # A high frequency makes an entry beat jieba's own split (办理 / 不动产 / 证).
+    tok = _fresh_tokenizer(monkeypatch, tmp_path, "办理不动 100000 n\n")
+    assert tok.cut("办理不动产证")[0] == "办理不动"
+
+
+@pytest.mark.parametrize("line", ["燃气泄漏 n", "燃气泄漏 八百 n", "燃气泄漏 800 n extra"])
+def test_a_malformed_userdict_line_is_refused_with_its_number(monkeypatch, tmp_path, line):
+    with pytest.raises(ValueError, match=r"^userdict\.txt:3: expected 'word frequency tag', got '"):
+        _fresh_tokenizer(monkeypatch, tmp_path, f"暖气 2000 n\n\n{line}\n")
+
+
+# --- is_negated -------------------------------------------------------------------------
+
+def test_negation_at_the_very_start_of_the_text_counts():
+    from corpora.text import is_negated
+
+    assert is_negated("没有燃气泄漏", 2)
+    assert not is_negated("有燃气泄漏", 1)

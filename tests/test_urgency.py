@@ -356,3 +356,155 @@ def test_a_critical_grade_always_names_its_cue_or_the_model_evidence(demo_frame)
     assert seen_evidence > 10
     (gas,) = m.explain(["楼道里有很浓的煤气味，现在很危险"])
     assert gas["urgency_reason"].startswith(("特急：燃气泄漏", "紧急：燃气泄漏"))
+
+
+# --- fit: what it accepts and refuses ------------------------------------------------------------
+
+_FX = ["楼道里有很浓的煤气味", "暖气不热已经三天", "建议增加公交线路", "小区着火了浓烟很大", "停水两天了", "请问社保怎么转"] * 3
+_FY = ["critical", "urgent", "routine"] * 6
+
+
+@pytest.mark.parametrize("kwargs, args, message", [
+    ({"alert_budget": 0}, (_FX, _FY), r"^alert_budget must be in \(0, 1\], got 0$"),
+    ({"alert_budget": 1.5}, (_FX, _FY), r"^alert_budget must be in \(0, 1\], got 1.5$"),
+    ({}, (_FX[:-1], _FY), "^X has 17 texts but y has 18 labels$"),
+    ({}, (_FX, _FY, ["random"] * 17), "^sampling has 17 entries but y has 18 labels$"),
+    ({}, (_FX[:4], ["urgent"] * 4), r"^need at least 2 urgency levels to train, got \['urgent'\]$"),
+    ({}, (_FX[:5], ["urgent"] * 4 + ["routine"]), "each urgency level present needs at least 2 examples"),
+])
+def test_fit_refuses_what_it_cannot_use(kwargs, args, message):
+    with pytest.raises(ValueError, match=message):
+        UrgencyModel(threshold_folds=3, **kwargs).fit(*args)
+
+
+def test_two_levels_and_the_edges_of_the_budget_fit():
+    X, y = ["暖气不热已经三天", "建议增加公交线路", "停水两天了", "请问社保怎么转"] * 3, ["urgent", "routine"] * 6
+    m = UrgencyModel(threshold_folds=2, alert_budget=1.0).fit(X, y)
+    assert m.critical_head_ is None and m.urgent_head_ is not None
+    p = m.predict_proba(["暖气不热", "公交线路"])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert (p[:, 0] == 0).all()  # no critical head: no critical score
+    # trained on no critical appeal, it grades none critical
+    assert [e["urgency"] for e in m.explain(["暖气不热已经三天", "建议增加公交线路"])] == ["urgent", "routine"]
+    assert m.alert_oof_["n_critical"] == 0 and m.alert_oof_["recall"] is None
+
+
+def test_the_alert_budget_is_measured_on_the_random_rows_only():
+    sampling = ["random", "targeted"] * 9
+    m = UrgencyModel(threshold_folds=3).fit(_FX, _FY, sampling=sampling)
+    assert m.alert_oof_["draw"] == "random" and m.alert_oof_["n_draw"] == 9
+    m = UrgencyModel(threshold_folds=3).fit(_FX, _FY, sampling=["targeted"] * 18)  # no random rows: all
+    assert m.alert_oof_["draw"] == "all" and m.alert_oof_["n_draw"] == 18
+
+
+def test_predict_proba_columns_follow_the_levels():
+    m = UrgencyModel(threshold_folds=3).fit(_FX, _FY)
+    assert list(m.classes_) == list(LEVELS)
+    p = m.predict_proba(["家里有煤气味，很危险", "请问公交线路怎么调整"])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert p[0].argmax() == 0 and p[1].argmax() == 2
+    e = m.explain(["家里有煤气味，很危险"], received_at=["2025-01-06T09:00:00"])[0]
+    assert e["urgency"] == "critical" and e["urgency_score"] == round(float(p[0, 0]), 4)
+    assert e["critical_score"] == round(float(p[0, 0]), 4) and e["possible_critical"] is False
+    assert e["deadlines"]["contact_by"] == "2025-01-06T10:00:00"
+
+
+# --- rules files and helpers ------------------------------------------------------------------------
+
+def test_a_cue_level_outside_the_allowed_ones_is_refused(tmp_path):
+    from corpora.rules import RuleFileError
+
+    p = tmp_path / "cues.csv"
+    p.write_text("cue,kind,level,pattern,note\n火灾,hazard,critical,着火,\n积水,basic_need,medium,积水,\n",
+                 encoding="utf-8")
+    with pytest.raises(RuleFileError, match=r"cues\.csv:3: level must be critical, urgent, up or down; got 'medium'"):
+        load_cues(p)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("default,critical,1,24,24\ndefault,urgent,1,72,24\ndefault,routine,24,360,24\n北城,low,1,1,1\n",
+     r"sla\.csv:5: level must be one of \('critical', 'urgent', 'routine'\), got 'low'"),
+    ("default,critical,1,24,24\ndefault,urgent,一,72,24\n", r"sla\.csv:3: hours must be numbers"),
+    ("default,critical,1,24,24\ndefault,urgent,1,72,24\n", r"the 'default' city must define all levels"),
+    ("北城,critical,1,24,24\n", r"the 'default' city must define all levels"),
+])
+def test_malformed_sla_files_are_refused(tmp_path, rows, message):
+    from corpora.rules import RuleFileError  # noqa: F401  (a ValueError too)
+
+    p = tmp_path / "sla.csv"
+    p.write_text("city,level,contact_hours,finish_hours,report_back_hours\n" + rows, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_sla(p)
+
+
+def test_deadlines_take_datetimes_and_name_the_city():
+    from datetime import datetime, timedelta, timezone
+
+    t = datetime(2025, 1, 6, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+    d = load_sla().deadlines("critical", t)
+    assert d == {"city": "default", "contact_within_hours": 1.0, "finish_within_hours": 24.0,
+                 "report_back_within_hours": 24.0, "contact_by": "2025-01-06T10:00:00+08:00",
+                 "finish_by": "2025-01-07T09:00:00+08:00", "report_back_by": "2025-01-08T09:00:00+08:00"}
+    assert set(load_sla().deadlines("routine")) == {"city", "contact_within_hours", "finish_within_hours",
+                                                    "report_back_within_hours"}
+
+
+def test_choose_alert_refuses_a_budget_outside_zero_one():
+    z = np.zeros(3, bool)
+    for budget in (0, -0.1, 1.01):
+        with pytest.raises(ValueError, match="the alert budget must be in"):
+            choose_alert(np.array([0.1, 0.2, 0.3]), z, z, z, ~z, budget)
+
+
+def test_choose_alert_prefers_the_pair_that_fires_least_on_ties():
+    score = np.array([0.9, 0.8, 0.2, 0.1])
+    crit = np.array([True, False, False, False])
+    none, draw = np.zeros(4, bool), np.ones(4, bool)
+    # 0.9 alone catches the one critical row; lower thresholds catch no more and fire more
+    assert choose_alert(score, crit, none, none, draw, budget=1.0)[1] == 0.9
+    # the critical grade already fires on every row: nothing fits the budget
+    assert choose_alert(score, crit, none, ~none, draw, budget=0.5) == (np.inf, np.inf)
+
+
+def test_wilson_interval():
+    from models.urgency import wilson
+
+    assert wilson(0, 0) is None
+    assert wilson(5, 10) == [0.2366, 0.7634]
+
+
+def test_level_thresholds_grade_a_separable_set_perfectly():
+    from models.urgency import level_thresholds
+
+    y = np.array(["critical", "urgent", "routine", "routine", "urgent", "critical"], dtype=object)
+    pc = np.array([0.9, 0.2, 0.1, 0.05, 0.3, 0.8])
+    pu = np.array([0.95, 0.7, 0.2, 0.1, 0.8, 0.9])
+    f1, tc, tu = level_thresholds(y, pc, pu)
+    assert f1 == 1.0 and 0.3 < tc <= 0.8 and 0.2 < tu <= 0.7
+
+
+def test_decode_ngram_of_every_length():
+    from models.charngrams import ngram_keys
+    from models.urgency import decode_ngram
+
+    keys = ngram_keys("煤气味", (1, 3))
+    assert [decode_ngram(int(k)) for k in keys] == ["煤", "气", "味", "煤气", "气味", "煤气味"]
+    assert decode_ngram(0) == ""
+
+
+def test_reasons():
+    from models.urgency import _reason
+
+    def cue(name, level, negated=False):
+        return {"cue": name, "level": level, "negated": negated}
+
+    assert _reason("urgent", []) == "紧急：无风险线索，依全文模型判断"
+    assert _reason("urgent", [cue("当下", "up"), cue("停水", "urgent"), cue("停水", "urgent"),
+                              cue("火灾", "critical", negated=True)]) == "紧急：停水、当下"
+    assert _reason("urgent", [cue(c, "up") for c in "甲乙丙丁戊"]) == "紧急：甲、乙、丙、丁"
+    assert _reason("critical", [cue("火灾", "critical"), cue("当下", "up")], lambda: ["冒烟"]) == "特急：火灾、当下"
+    assert _reason("critical", [cue("当下", "up")], lambda: []) == "特急：当下"
+    assert _reason("critical", [], lambda: ["困在电梯"]) == "特急：模型依据「困在电梯」"
+    assert _reason("critical", [cue(c, "up") for c in "甲乙丙丁"], lambda: ["困"]) == "特急：模型依据「困」；甲、乙、丙"
+    assert _reason("routine", [cue("过去事件", "down"), cue("当下", "up"), cue("火灾", "critical")]) == \
+        "一般：过去事件、火灾、当下"
