@@ -1,8 +1,9 @@
 """Topics finer than the 7 categories (heating sits inside 城乡建设), as data.
 
 ``corpora/data/topics.csv``: topic, category, official second level, keywords (regex
-alternation) and whether the topic is expected to be seasonal. Assignment is by
-lexicon (negation-aware), optionally restricted to the appeal's category.
+alternation), whether the topic is expected to be seasonal, and the public holidays its
+seasons may follow (``anchors``; the Spring Festival moves by weeks from year to year).
+Assignment is by lexicon (negation-aware), optionally restricted to the appeal's category.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from corpora.rules import RuleFileError, rule_pattern, rule_rows
+from corpora.rules import PatternSet, RuleFileError, rule_pattern, rule_rows
 from corpora.text import DATA_DIR, is_negated, normalise
 
 __all__ = ["Topic", "TopicLexicon", "load_topics", "default_topics"]
@@ -24,6 +25,7 @@ class Topic:
     level2: str
     pattern: re.Pattern
     seasonal: bool
+    anchors: tuple[tuple[str, int], ...] = ()  # (holiday, most days from it) a season may follow
 
 
 class TopicLexicon:
@@ -43,6 +45,7 @@ class TopicLexicon:
     def __init__(self, topics: list[Topic]):
         self.topics = topics
         self.by_name = {t.name: t for t in topics}
+        self._patterns = PatternSet([t.pattern for t in topics])
 
     def assign(self, text: str, category: str | None = None) -> list[str]:
         text = normalise(text)
@@ -52,6 +55,27 @@ class TopicLexicon:
                 continue
             if any(not is_negated(text, m.start()) for m in t.pattern.finditer(text)):
                 out.append(t.name)
+        return out
+
+    def assign_many(self, texts) -> list[list[str]]:
+        """:meth:`assign` for each of ``texts`` (no category), the same lists, faster: one
+        Vectorscan pass per text says which topics' keywords occur at all
+        (:class:`corpora.rules.PatternSet`), and only those are checked for negation.
+
+        Examples
+        --------
+        >>> default_topics().assign_many(["小区暖气不热，物业不管", "经检查没有停电"])
+        [['冬季采暖', '物业管理'], []]
+        """
+        out = []
+        for text in texts:
+            text = normalise(text)
+            found = []
+            for i in self._patterns.candidates(text):
+                t = self.topics[i]
+                if any(not is_negated(text, m.start()) for m in t.pattern.finditer(text)):
+                    found.append(t.name)
+            out.append(found)
         return out
 
     def terms(self) -> set[str]:
@@ -71,8 +95,24 @@ def load_topics(path: Path | str = DATA_DIR / "topics.csv") -> TopicLexicon:
         pattern = rule_pattern(path, i, row["topic"], row["keywords"])
         if row["seasonal"] not in {"yes", "no"}:
             raise RuleFileError(f"{path}:{i}: seasonal must be yes or no")
-        topics.append(Topic(row["topic"], row["category"], row["level2"], pattern, row["seasonal"] == "yes"))
+        topics.append(Topic(row["topic"], row["category"], row["level2"], pattern, row["seasonal"] == "yes",
+                            _anchors(path, i, row.get("anchors") or "")))
     return TopicLexicon(topics)
+
+
+def _anchors(path: Path, line: int, field: str) -> tuple[tuple[str, int], ...]:
+    """``春节:70|国庆节:10`` -> (("春节", 70), ("国庆节", 10)): the public holidays a season
+    of the topic may follow, each with the most days between the holiday and the onset."""
+    from corpora.holidays import holiday_starts
+
+    out = []
+    for part in filter(None, field.split("|")):
+        name, _, days = part.partition(":")
+        if name not in holiday_starts() or not days.isdigit():
+            raise RuleFileError(f"{path}:{line}: anchors must read like 春节:70|国庆节:10 "
+                                f"(holidays: {'、'.join(holiday_starts())}); got {part!r}")
+        out.append((name, int(days)))
+    return tuple(out)
 
 
 @lru_cache(maxsize=1)

@@ -47,6 +47,7 @@ __all__ = ["TrendDetector", "Series", "onsets_in"]
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
 _DIGIT_RUN = re.compile(r"\d{5}")
 QUIET_DAYS = 14  # days below the threshold that separate two seasons of one topic
+EMERGING_LOOKBACK_DAYS = 14 + 180  # an emerging-issue test reads words of the last 14 days and the 180 before
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,13 @@ class TrendDetector(BaseEstimator):
         and group tested, at most this (:meth:`alpha`).
     forecast_weeks : int, default 6
         Horizon of seasonal-onset forecasts.
-    emerging_min_docs : int, default 5
+    emerging_min_docs : int, default 4
+        Fewest appeals holding a word in the last 14 days for it to be screened.
     emerging_min_ratio : float, default 5.0
+        Least ratio of a word's recent share of appeals to its share in the half-year before.
     emerging_min_users : int, default 3
-        Distinct senders needed (where the stream names them) for an emerging issue.
+        Distinct sources an emerging issue needs: senders where the stream names them,
+        else texts (near-duplicates count once).
 
     Examples
     --------
@@ -122,7 +126,7 @@ class TrendDetector(BaseEstimator):
     """
 
     def __init__(self, *, window_days=3, min_count=6, min_ratio=2.0, false_alarms_per_week=0.2, forecast_weeks=6,
-                 emerging_min_docs=5, emerging_min_ratio=5.0, emerging_min_users=3):
+                 emerging_min_docs=4, emerging_min_ratio=5.0, emerging_min_users=3):
         self.window_days = window_days
         self.min_count = min_count
         self.min_ratio = min_ratio
@@ -133,79 +137,134 @@ class TrendDetector(BaseEstimator):
         self.emerging_min_users = emerging_min_users
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame, y=None):
-        """Index the stream: topics, series counts per day, words per appeal."""
+    def fit(self, frame: pd.DataFrame, y=None, *, terms_since=None):
+        """Index the stream: topics, series counts per day, words per appeal.
+
+        Per-text work (normalising, topics, segmenting) is done once per distinct text:
+        appeals repeat (re-posts, templates), and each is indexed exactly as if read alone.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            ``id, time, text`` and, where known, ``district, category, user``.
+        terms_since : date or str, optional
+            Segment into words (for emerging issues) only appeals received on or after
+            this day. Counts, seasons and calendar are unchanged; :meth:`detect` then
+            answers only as-of dates whose emerging-issue look-back
+            (:data:`EMERGING_LOOKBACK_DAYS` plus ``since_days``) starts on or after it,
+            and raises ``ValueError`` for earlier ones. A weekly digest needs words of
+            its last ~200 days only, not of the years of history behind its counts.
+        """
         for col in ("id", "time", "text"):
             if col not in frame.columns:
                 raise ValueError(f"the stream needs columns id, time and text; '{col}' is missing")
-        f = frame[frame["time"].notna()].copy()
+        if terms_since is not None:
+            try:
+                terms_since = date.fromisoformat(str(terms_since)[:10])
+            except ValueError:
+                raise ValueError(f"terms_since must be a date (YYYY-MM-DD) or None, got {str(terms_since)[:30]!r}") from None
+        cols = [c for c in ("id", "time", "text", "district", "category", "user") if c in frame.columns]
+        f = frame.loc[frame["time"].notna(), cols].copy()
         if f.empty:
             raise ValueError("no appeals with a time: early warning needs timestamps")
         f["day"] = pd.to_datetime(f["time"]).dt.normalize()
         f = f.sort_values("day", kind="stable").reset_index(drop=True)
+        n = len(f)
         self.day0_ = f["day"].iloc[0].date()
         n_days = (f["day"].iloc[-1].date() - self.day0_).days + 1
         day_idx = (f["day"] - pd.Timestamp(self.day0_)).dt.days.to_numpy()
         lex = default_topics()
         self.seasonal_topics_ = {t.name for t in lex.topics if t.seasonal}
-        texts = [normalise(t) for t in f["text"].astype(str)]
-        categories = f["category"].tolist() if "category" in f.columns else [None] * len(f)
-        districts = [d if isinstance(d, str) and d else None for d in
-                     (f["district"].tolist() if "district" in f.columns else [None] * len(f))]
-        topics = [lex.assign(t) for t in texts]
+        self.anchors_ = {t.name: t.anchors for t in lex.topics}
+        # Each distinct text once: raw -> normalised -> (distinct normalised) topics.
+        raw_code, raw_uniq = pd.factorize(f["text"].to_numpy(dtype=object), use_na_sentinel=False)
+        norm = np.array([normalise(t) for t in pd.Series(raw_uniq, dtype=object).astype(str)], dtype=object)
+        text_code_of_raw, text_uniq = pd.factorize(norm)
+        text_code = text_code_of_raw[raw_code]                  # per appeal: its distinct normalised text
+        texts = np.empty(len(text_uniq), dtype=object)
+        texts[:] = list(text_uniq)
+        topic_lists = lex.assign_many(texts)
+        set_code_of_text, topic_sets = pd.factorize(np.array(["\x1f".join(t) for t in topic_lists], dtype=object))
+        topic_sets = [tuple(topic_lists[i]) for i in np.unique(set_code_of_text, return_index=True)[1]]
+        topic_set = set_code_of_text[text_code]                 # per appeal: its topic set
+        categories, cat_code = _valid_codes(f["category"] if "category" in f.columns else None, n)
+        districts, dist_code = _valid_codes(f["district"] if "district" in f.columns else None, n)
+        # Series in the order the appeals first name them, as a row-by-row pass would add
+        # them: only the first appeal of each (topics, category, district) can add one.
+        nc, nd = len(categories) + 1, len(districts) + 1
+        combo = (topic_set.astype(np.int64) * nc + cat_code + 1) * nd + dist_code + 1
+        combo_code, combo_uniq = pd.factorize(combo)
         series_index: dict[Series, int] = {}
-        rows, cols = [], []
-        for i, (tops, cat, dist) in enumerate(zip(topics, categories, districts)):
-            keys = [Series("topic", t, None) for t in tops]
-            if isinstance(cat, str) and cat:
+        combo_series = []
+        for c in combo_uniq:
+            ts, rest = divmod(int(c), nc * nd)
+            ci, di = divmod(rest, nd)
+            cat = categories[ci - 1] if ci else None
+            dist = districts[di - 1] if di else None
+            keys = [Series("topic", t, None) for t in topic_sets[ts]]
+            if cat is not None:
                 keys.append(Series("category", cat, None))
-            keys += [Series(k.kind, k.name, dist) for k in keys] if dist else []
-            for k in keys:
-                j = series_index.setdefault(k, len(series_index))
-                rows.append(j)
-                cols.append(i)
+            keys += [Series(k.kind, k.name, dist) for k in keys] if dist is not None else []
+            combo_series.append([series_index.setdefault(k, len(series_index)) for k in keys])
         self.series_ = list(series_index)
-        member = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)),
-                               shape=(len(self.series_), len(f)))
-        day_onehot = sp.csr_matrix((np.ones(len(f), dtype=np.int32), (np.arange(len(f)), day_idx)),
-                                   shape=(len(f), n_days))
+        doc_of, ser_of = _expand(combo_series, combo_code)
+        member = sp.csr_matrix((np.ones(len(ser_of), dtype=np.int32), (ser_of, doc_of)),
+                               shape=(len(self.series_), n))
+        day_onehot = sp.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), day_idx)),
+                                   shape=(n, n_days))
         self.counts_ = np.asarray((member @ day_onehot).todense(), dtype=np.float64)
         self.total_ = np.bincount(day_idx, minlength=n_days).astype(float)
         self.member_ = member
         self.ids_ = f["id"].astype(str).to_numpy()
-        users = f["user"] if "user" in f.columns else pd.Series([None] * len(f))
-        self.has_users_ = bool(users.map(lambda u: isinstance(u, str) and bool(u)).any())
-        self.texts_ = np.array(texts, dtype=object)
+        users, user_ok = _valid_codes(f["user"] if "user" in f.columns else None, n)
+        self.has_users_ = bool((user_ok >= 0).any())
+        user_vals = np.empty(len(users) + 1, dtype=object)
+        user_vals[:len(users)] = users
+        self.users_ = user_vals[user_ok]
+        unnamed = np.flatnonzero(user_ok < 0)
+        self.users_[unnamed] = np.array([f"_{i}" for i in unnamed.tolist()] or [], dtype=object)
+        self.texts_ = texts[text_code]
         self.times_ = f["time"].to_numpy()
-        self.districts_ = np.array(districts, dtype=object)
-        self.users_ = np.array([u if isinstance(u, str) and u else f"_{i}" for i, u in enumerate(users)], dtype=object)
+        dist_vals = np.empty(len(districts) + 1, dtype=object)
+        dist_vals[:len(districts)] = districts
+        self.districts_ = dist_vals[dist_code]
         self.doc_day_ = day_idx
         self.kinds_ = np.array([_KIND_INDEX[day_kind(self.day0_ + timedelta(days=int(d)))] for d in range(n_days)])
         self.dow_ = np.array([(self.day0_ + timedelta(days=int(d))).weekday() for d in range(n_days)])
+        self.terms_since_ = terms_since
         # Words for emerging issues: appeals not explained by a seasonal topic.
-        known = lex.terms() | {d for d in districts if d}
-        explained = np.array([bool(set(t) & self.seasonal_topics_) for t in topics])
-        known_long = [k for k in known if len(k) >= 2]
+        known = lex.terms() | set(districts)
+        explained_set = np.array([bool(set(t) & self.seasonal_topics_) for t in topic_sets], dtype=bool)
+        segment = ~explained_set[topic_set]
+        if terms_since is not None:
+            segment &= day_idx >= (terms_since - self.day0_).days
+        # a word containing a known term (of 2+ characters): one search for all of them
+        known_long = re.compile("|".join(re.escape(k) for k in sorted(k for k in known if len(k) >= 2)) or r"(?!)")
         usable: dict[str, bool] = {}  # per distinct word: not a number, a known term or a word containing one
         vocab: dict[str, int] = {}
-        r2, c2 = [], []
-        for i, t in enumerate(texts):
-            if explained[i]:
-                continue
+        seg_docs = np.flatnonzero(segment)
+        # Distinct texts in the order their first segmented appeal comes: the vocabulary's
+        # order is then the one a row-by-row pass gives.
+        firsts = np.unique(text_code[seg_docs], return_index=True)
+        words_of: dict[int, list[int]] = {}
+        for code in firsts[0][np.argsort(firsts[1], kind="stable")]:
+            ids = []
             # Words are shown to people in alerts: personal data (a phone number many
             # people report, an ID number) is cut out before segmentation, and a word with
             # a long digit run that redaction did not recognise is never a term.
-            for w in set(tokenize(redact(t, placeholder=" "))):
+            for w in set(tokenize(redact(texts[code], placeholder=" "))):
                 ok = usable.get(w)
                 if ok is None:
                     ok = usable[w] = (len(w) >= 2 and not w.isdigit() and w not in known
                                       and not _DIGIT_RUN.search(w)
-                                      and not any(k in w for k in known_long))
+                                      and not known_long.search(w))
                 if ok:
-                    r2.append(i)
-                    c2.append(vocab.setdefault(w, len(vocab)))
+                    ids.append(vocab.setdefault(w, len(vocab)))
+            words_of[int(code)] = ids
+        text_words = [words_of.get(i, []) for i in range(len(texts))]
+        r2, c2 = _expand(text_words, text_code, docs=seg_docs)
         self.terms_ = np.array(list(vocab), dtype=object)
-        self.doc_terms_ = sp.csr_matrix((np.ones(len(r2), dtype=np.int32), (r2, c2)), shape=(len(f), len(vocab)))
+        self.doc_terms_ = sp.csr_matrix((np.ones(len(r2), dtype=np.int32), (r2, c2)), shape=(n, len(vocab)))
         term_day = (day_onehot.T @ self.doc_terms_).tocsr()  # days × terms
         self.term_cum_ = np.vstack([np.zeros((1, len(vocab)), dtype=np.int32),
                                     np.cumsum(term_day.toarray(), axis=0, dtype=np.int32)]) if len(vocab) else None
@@ -292,6 +351,12 @@ class TrendDetector(BaseEstimator):
         if t < 0:
             return []
         t = min(t, self.counts_.shape[1] - 1)
+        since = getattr(self, "terms_since_", None)
+        if since is not None and max(0, t - since_days - EMERGING_LOOKBACK_DAYS + 1) < self._day(since):
+            first = self._date(self._day(since) + since_days + EMERGING_LOOKBACK_DAYS - 1)
+            raise ValueError(f"fitted with terms_since={since.isoformat()}: emerging issues as of {self._date(t)} "
+                             f"(since_days={since_days}) need words from {self._date(max(0, t - since_days - EMERGING_LOOKBACK_DAYS + 1))}; "
+                             f"detect as of {first} or later, or fit with an earlier terms_since")
         m_spike, spikes = self._spikes(t, since_days)
         alerts = [a for p, a in spikes if p <= self.alpha(m_spike, since_days, share=0.5)]
         alerts += [a for _, a in self._emerging(t, since_days)[1]]  # tested with the other half inside
@@ -411,7 +476,7 @@ class TrendDetector(BaseEstimator):
 
     def _calendar_entry(self, s: Series, j: int, seasons: list[dict], today: date, weeks: int) -> dict:
         onsets = [date.fromisoformat(x["onset"]) for x in seasons]
-        anchor, offset, spread = _anchor(onsets)
+        anchor, offset, spread = _anchor(onsets, self.anchors_.get(s.name, ()))
         peaks = [date.fromisoformat(x["peak"]) for x in seasons]
         length = [(date.fromisoformat(x["end"]) - d).days for x, d in zip(seasons, onsets)]
         nxt = _next_onset(today, anchor, offset, onsets)
@@ -437,22 +502,30 @@ class TrendDetector(BaseEstimator):
         if t < 300:
             return []
         today = self.day0_ + timedelta(days=t)
-        thresholds = self._thresholds(t)
-        out = []
+        plans = []
         for entry in self.calendar(self._date(t))["entries"]:
             j = entry["_series"]
             # Only seasons that ended before today count as history for the forecast.
             past = [r for r in entry["_runs"] if date.fromisoformat(r["end"]) < today - timedelta(days=7)]
             if not past:
                 continue
+            if any(today - timedelta(days=60) < date.fromisoformat(r["onset"]) <= today for r in entry["_runs"]):
+                continue  # this season has begun already
             onsets = [date.fromisoformat(r["onset"]) for r in past]
-            anchor, offset, spread = _anchor(onsets)
+            plans.append((entry, j, past, onsets, *_anchor(onsets, self.anchors_.get(self.series_[j].name, ()))))
+        # One past season in a district says little about its date: such a district takes
+        # the median over the city's districts of this topic on the same anchor.
+        pooled: dict[tuple[str, str], list[int]] = {}
+        for _, j, _, _, anchor, offset, _ in plans:
+            pooled.setdefault((self.series_[j].name, anchor), []).append(offset)
+        out = []
+        for entry, j, past, onsets, anchor, offset, spread in plans:
+            if len(past) == 1:
+                offset = int(np.median(pooled[(self.series_[j].name, anchor)]))
             nxt = _next_onset(today, anchor, offset, onsets)
             if not (today < nxt <= today + timedelta(weeks=self.forecast_weeks)):
                 continue
-            recent = self.counts_[j, max(0, t - 20):t + 1].sum()
-            if recent >= thresholds[j]:
-                continue  # already in season
+            recent = self.counts_[j, max(0, t - 6):t + 1].sum()
             last = past[-1]
             ev = self._evidence(j, last["_onset_idx"], last["_onset_idx"] + 13, limit=20)
             s = self.series_[j]
@@ -600,6 +673,34 @@ class TrendDetector(BaseEstimator):
                 "summary": redact(summary)}
 
 
+def _valid_codes(values: pd.Series | None, n: int) -> tuple[list, np.ndarray]:
+    """(distinct non-empty strings in order of first appearance, code per row; -1 where
+    the value is missing, empty or not a string)."""
+    if values is None:
+        return [], np.full(n, -1, dtype=np.int64)
+    code, uniq = pd.factorize(values.to_numpy(dtype=object))
+    ok = np.array([isinstance(v, str) and bool(v) for v in uniq], dtype=bool)
+    new = np.full(len(uniq) + 1, -1, dtype=np.int64)
+    new[:-1][ok] = np.arange(int(ok.sum()))
+    return [v for v, k in zip(uniq, ok) if k], new[code]
+
+
+def _expand(lists: list[list[int]], code: np.ndarray, docs: np.ndarray | None = None):
+    """(rows, cols) of a sparse matrix holding, for each doc ``i`` (of ``docs``, default
+    all), the entries ``lists[code[i]]`` in row ``i``: the row-by-row pairs, vectorised."""
+    docs = np.arange(len(code)) if docs is None else docs
+    lens = np.array([len(x) for x in lists], dtype=np.int64)
+    flat = np.array([j for x in lists for j in x], dtype=np.int64)
+    offset = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(lens) else np.zeros(0, dtype=np.int64)
+    c = code[docs]
+    per = lens[c]
+    total = int(per.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.repeat(offset[c] - np.concatenate([[0], np.cumsum(per)[:-1]]), per)
+    return np.repeat(docs, per), flat[starts + np.arange(total)]
+
+
 def _rolling7(counts: np.ndarray) -> np.ndarray:
     if counts.shape[1] == 0:
         return counts
@@ -657,28 +758,41 @@ def _circular_spread(values: np.ndarray) -> float:
     return float(np.median(np.abs(values - np.median(values)))) if len(values) > 1 else 0.0
 
 
-def _anchor(onsets: list[date]) -> tuple[str, int, float]:
+def _anchor(onsets: list[date], allowed: tuple[tuple[str, int], ...] = ()) -> tuple[str, int, float]:
     """(anchor, offset, spread): ``"日历"`` with the typical day of the year, or a public
     holiday with the median days from its first day, whichever the onsets keep steadier
-    (median absolute deviation, days). One past season anchors to a holiday it began
-    within 3 days of."""
+    (median absolute deviation, days). ``allowed``: the holidays the topic's seasons may
+    follow, each with the most days from it (``corpora/data/topics.csv``); without them
+    any holiday within 45 days. One past season cannot show which is steadier: it follows
+    the nearest allowed holiday, or without any, a holiday it began within 3 days of.
+
+    Examples
+    --------
+    >>> _anchor([date(2023, 12, 22)], (("春节", 70),))  # Spring Festival 2024 began 10 February
+    ('春节', -50, 0.0)
+    >>> _anchor([date(2023, 12, 22)])[0]
+    '日历'
+    """
     c = _circular_median_doy(onsets)
     cal_dev = np.array([(_doy(d) - c + 182) % 365 - 182 for d in onsets])
     best = ("日历", c, _circular_spread(cal_dev))
-    for name, starts in holiday_starts().items():
+    limits = dict(allowed) if allowed else {name: 45 for name in holiday_starts()}
+    nearest = None
+    for name, limit in limits.items():
         offs = []
         for d in onsets:
-            near = [(d - h).days for h in starts if abs((d - h).days) <= 45]
+            near = [(d - h).days for h in holiday_starts()[name] if abs((d - h).days) <= limit]
             if not near:
                 break
             offs.append(min(near, key=abs))
         else:
             offs = np.array(offs)
             spread = _circular_spread(offs)
-            steadier = spread + 2 < best[2] if len(onsets) > 1 else abs(np.median(offs)) <= 3
-            if steadier:
+            if len(onsets) > 1 and spread + 2 < best[2]:
                 best = (name, int(np.median(offs)), spread)
-    name, value, spread = best
+            if len(onsets) == 1 and (allowed or abs(offs[0]) <= 3) and (nearest is None or abs(offs[0]) < abs(nearest[1])):
+                nearest = (name, int(offs[0]), 0.0)
+    name, value, spread = nearest or best
     return name, int(value), round(spread, 1)
 
 

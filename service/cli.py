@@ -254,7 +254,7 @@ def cmd_hotspots(args) -> int:
 
 def cmd_digest(args) -> int:
     """The weekly risk digest from a file or from the database, as HTML, Markdown or JSON."""
-    from service.digest import FORMATS, FontMissingError, build_digest, digest_from_db, render
+    from service.digest import FORMATS, FontMissingError, digest_from_db, digest_from_file, render
 
     try:
         week_end = datetime.fromisoformat(args.week_ending).date()
@@ -267,10 +267,9 @@ def cmd_digest(args) -> int:
     tagger = _load_tagger(args.model) if args.model else None
     try:
         if args.input:
-            res = _read(args.input, max_chars=args.max_chars, skip_invalid=True)
-            if res.frame["time"].isna().all():
-                raise CliError(f"{args.input}: no appeal has a time; the digest needs a 'time' column")
-            digest = build_digest(res.frame, week_end, tagger=tagger, progress=not args.quiet)
+            # Read for the digest (the columns it uses, each distinct text once): read_appeals' rows and checks.
+            digest = digest_from_file(args.input, week_end, tagger=tagger, max_chars=args.max_chars,
+                                      progress=not args.quiet)
         else:
             from service.config import Settings
 

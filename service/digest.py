@@ -44,7 +44,7 @@ import pandas as pd
 
 from corpora.text import normalise, redact
 
-__all__ = ["build_digest", "digest_from_db", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
+__all__ = ["build_digest", "digest_from_db", "digest_from_file", "read_input", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
            "SCHEMA"]
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,7 @@ def _prepare(frame: pd.DataFrame, week_end: date, zone: str) -> pd.DataFrame:
                              f"(it has {', '.join(map(str, frame.columns[:12]))})")
     f = frame.copy()
     if "title" in f.columns:
-        from corpora.records import appeal_texts
-
-        f["text"] = appeal_texts(f)
+        f["text"] = _joined_texts(f)
     f["id"] = f["id"].astype(str)
     if f["id"].duplicated().any():
         dup = f["id"][f["id"].duplicated()].iloc[0]
@@ -186,61 +184,190 @@ def _prepare(frame: pd.DataFrame, week_end: date, zone: str) -> pd.DataFrame:
     f = f[(f["time"] < end) & (f["time"] >= end - pd.Timedelta(days=HISTORY_DAYS))]  # no look-ahead
     for col in ("district", "category", "urgency", "user", "model_version"):
         if col in f.columns:
-            f[col] = f[col].map(lambda v: v if isinstance(v, str) and v else None)
+            f[col] = _str_or_none(f[col])
     return f.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _per_distinct(values, fn) -> np.ndarray:
+    """``[fn(v) for v in values]`` computing ``fn`` once per distinct value (appeals repeat)."""
+    code, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    out = np.empty(len(uniq), dtype=object)
+    for i, v in enumerate(uniq):
+        out[i] = fn(v)
+    return out[code]
+
+
+def _joined_texts(f: pd.DataFrame) -> np.ndarray:
+    """:func:`corpora.records.appeal_texts` of ``f``, once per distinct (title, text)."""
+    from corpora.records import appeal_texts
+
+    tc, _ = pd.factorize(f["title"].to_numpy(dtype=object), use_na_sentinel=False)
+    xc, _ = pd.factorize(f["text"].to_numpy(dtype=object), use_na_sentinel=False)
+    _, pos, inv = np.unique(tc.astype(np.int64) * (int(xc.max(initial=0)) + 1) + xc, return_index=True,
+                            return_inverse=True)
+    joined = np.empty(len(pos), dtype=object)
+    for i, v in enumerate(appeal_texts(f.iloc[pos][["title", "text"]])):
+        joined[i] = v
+    return joined[inv.ravel()]
+
+
+def _str_or_none(values) -> np.ndarray:
+    """Each value if a non-empty string, else None."""
+    return _per_distinct(values, lambda v: v if isinstance(v, str) and v else None)
 
 
 def _has(f: pd.DataFrame, col: str) -> bool:
     return col in f.columns and f[col].notna().any()
 
 
+# --- reading a file ---------------------------------------------------------------------------
+_DIGEST_COLUMNS = ("id", "time", "title", "text", "district", "user", "category", "urgency")
+_PASSED = ("needs_review", "confidence", "model_version", "deadlines")  # read as they are, when present
+_C0 = re.compile("[\x00-\x1f]")
+_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
+    """The appeals of a file as :func:`corpora.records.read_appeals` reads them (the same
+    rows, values and checks; unusable rows logged and left out), for the digest: only the
+    columns it uses, each distinct text normalised and checked once, the usual
+    ``YYYY-MM-DD HH:MM:SS`` times parsed in one vectorised pass (``time`` comes back as
+    datetimes). A CSV or TSV in UTF-8 is read this way; any other file (GBK, JSONL, XLSX,
+    one pandas cannot parse) by ``read_appeals`` itself."""
+    from pathlib import Path
+
+    from corpora.records import DEFAULT_MAX_CHARS, Problem, _column_aliases, parse_time, read_appeals
+
+    max_chars = DEFAULT_MAX_CHARS if max_chars is None else max_chars
+    path = Path(path)
+    fast = path.suffix.lower() in {".csv", ".tsv", ".txt"} and path.is_file()
+    if fast:
+        with open(path, "rb") as fh:
+            fast = b"\x00" not in fh.read(65536)
+    if fast:
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        try:
+            header = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=0,
+                                 encoding="utf-8-sig").columns
+            aliases, rename = _column_aliases(), {}
+            for col in header:
+                target = aliases.get(str(col).strip().lower())
+                if target and target not in rename.values():
+                    rename[col] = target
+            wanted = {c: rename.get(c, c) for c in header if rename.get(c, c) in _DIGEST_COLUMNS + _PASSED}
+            if "text" not in wanted.values():
+                fast = False
+            else:
+                raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                  usecols=list(wanted)).rename(columns=wanted)
+        except (UnicodeDecodeError, pd.errors.ParserError, ValueError):
+            fast = False  # read_appeals says what is wrong, or reads GBK
+    if not fast:
+        res = read_appeals(path, max_chars=max_chars)
+        for p in res.problems:
+            log.warning("%s: %s (reported, not used)", path, p)
+        return res.frame
+    n = len(raw)
+    row = np.arange(1, n + 1)
+    problems: dict[int, Problem] = {}
+
+    def check(raw_text: str):  # (normalised text or None, problem field message or None)
+        if len(raw_text) > max_chars * 4:
+            return None, f"text is {len(raw_text):,} characters; the maximum is {max_chars:,}"
+        text = normalise(raw_text)
+        if not text:
+            return None, "text is empty"
+        if len(text) > max_chars:
+            return None, f"text is {len(text):,} characters; the maximum is {max_chars:,}"
+        if (text.count("\ufffd") + len(_C0.findall(text))) > max(10, len(text) // 5):
+            return None, "text looks like binary junk (mostly undecodable characters)"
+        return text, None
+
+    checked = _per_distinct(raw["text"].to_numpy(dtype=object), check)
+    texts = np.array([c[0] for c in checked], dtype=object) if n else np.zeros(0, dtype=object)
+    for i in np.flatnonzero(texts == None):  # noqa: E711 (elementwise)
+        problems[int(row[i])] = Problem(int(row[i]), "text", checked[i][1])
+    ok = texts != None  # noqa: E711
+    times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    if "time" in raw.columns:
+        t = raw["time"].str.strip()
+        plain = t.str.fullmatch(_PLAIN_TIME.pattern).fillna(False).to_numpy(dtype=bool)
+        times[plain] = pd.to_datetime(t[plain], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+        rest = np.flatnonzero(~plain | times.isna().to_numpy())
+        parsed: dict = {}
+        offsets = False
+        for i in rest:
+            if not ok[i]:
+                continue
+            v = raw["time"].iat[i]
+            if v not in parsed:
+                try:
+                    iso = parse_time(v)
+                    parsed[v] = None if iso is None else pd.Timestamp(iso)
+                except ValueError as err:
+                    parsed[v] = err
+            got = parsed[v]
+            if isinstance(got, ValueError):
+                problems[int(row[i])] = Problem(int(row[i]), "time", str(got))
+                ok[i] = False
+            elif got is not None:
+                offsets |= got.tzinfo is not None
+                times.iat[i] = got if got.tzinfo is None else pd.NaT
+        if offsets:  # times with an offset: as read_appeals gives them, for the digest to convert
+            return _slow_read(path, max_chars)
+    for p in sorted(problems.values(), key=lambda p: p.row):
+        log.warning("%s: %s (reported, not used)", path, p)
+    out = pd.DataFrame(index=raw.index)
+    if "id" in raw.columns:  # corpora.records._clean_id, vectorised
+        ids = raw["id"].str.strip()
+        ids = ids.where(~ids.str.fullmatch(r"\d+\.0"), ids.str[:-2])
+        bad = (ids == "") | (ids.str.lower() == "nan")
+        out["id"] = ids.where(~bad, pd.Series([f"row-{i}" for i in row], index=raw.index)).astype(object)
+    else:
+        out["id"] = [f"row-{i}" for i in row]
+    out["time"] = times
+    for name in ("title", "district", "user", "category", "urgency"):
+        if name in raw.columns:
+            out[name] = _per_distinct(raw[name].to_numpy(dtype=object),
+                                      lambda v: None if v is None else normalise(v) or None)
+    if "title" not in out.columns:
+        out["title"] = None  # as read_appeals: the digest joins (re-normalises) title and text
+    out["text"] = texts
+    for name in _PASSED:
+        if name in raw.columns:
+            out[name] = raw[name].astype(object)
+    return out[ok].reset_index(drop=True)
+
+
+def _slow_read(path, max_chars):
+    from corpora.records import read_appeals
+
+    res = read_appeals(path, max_chars=max_chars)
+    for p in res.problems:
+        log.warning("%s: %s (reported, not used)", path, p)
+    return res.frame
+
+
+def digest_from_file(path, week_ending, *, tagger=None, max_chars: int | None = None, progress: bool = False) -> dict:
+    """:func:`build_digest` of the appeals in ``path`` (read by :func:`read_input`)."""
+    frame = read_input(path, max_chars=max_chars)
+    if frame.empty:
+        raise ValueError(f"{path}: no usable appeals in the input file.")
+    if frame["time"].isna().all():
+        raise ValueError(f"{path}: no appeal has a time; the digest needs a 'time' column")
+    return build_digest(frame, week_ending, tagger=tagger, progress=progress)
+
+
 # --- the detector on the history it needs ----------------------------------------------------
-@lru_cache(maxsize=1)
-def _topic_keywords() -> dict:
-    """A literal keyword per topic that alone assigns exactly that topic."""
-    from corpora.topics import default_topics
-
-    lex = default_topics()
-    out = {}
-    for t in lex.topics:
-        for part in t.pattern.pattern.split("|"):
-            if re.fullmatch(r"[\u4e00-\u9fff]+", part) and lex.assign(part) == [t.name]:
-                out[t.name] = part
-                break
-    return out
-
-
-def _skeletons(texts: list[str]) -> list[str]:
-    """Old appeals' texts reduced to what the detector reads from them beyond its word window:
-    their topics. Each becomes its topics' keywords (checked to assign the same topics), so
-    fitting skips segmenting text no emerging-issue window will read; counts, seasons and
-    calendar are the same as from the full texts."""
-    from corpora.topics import default_topics
-
-    lex, kw = default_topics(), _topic_keywords()
-    memo: dict[str, str] = {}
-    out = []
-    for t in texts:
-        s = memo.get(t)
-        if s is None:
-            topics = lex.assign(t)
-            s = "，".join(kw.get(x, "") for x in topics)
-            if any(x not in kw for x in topics) or lex.assign(s) != topics:
-                s = t
-            memo[t] = s
-        out.append(s)
-    return out
-
-
 def _fit_detector(f: pd.DataFrame, week_end: date):
+    """The detector on the history: counts, seasons and calendar from all of it, words (for
+    emerging issues) only from the last TEXT_DAYS days, the most its emerging-issue tests
+    as of ``week_end`` read (``terms_since``): years of history are not segmented."""
     from models.trends import TrendDetector
 
     cols = [c for c in ("id", "time", "text", "district", "category", "user") if c in f.columns]
-    h = f[cols].copy()
-    old = (h["time"] < pd.Timestamp(week_end - timedelta(days=TEXT_DAYS))).to_numpy()
-    if old.any():
-        h.loc[old, "text"] = _skeletons(h.loc[old, "text"].tolist())
-    return TrendDetector().fit(h)
+    last = min(week_end, f["time"].max().date())  # detect() answers as of the last day with data
+    return TrendDetector().fit(f[cols], terms_since=last - timedelta(days=TEXT_DAYS))
 
 
 def _group_week(week: pd.DataFrame) -> list[dict]:
@@ -391,7 +518,7 @@ class _Context:
     def __init__(self, f, week, det, week_start, week_end):
         self.f, self.week, self.det = f, week, det
         self.week_start, self.week_end = week_start, week_end
-        self.pos = pd.Index(f["id"])
+        self._at = None
         self.series_index = {(s.kind, s.name, s.district): j for j, s in enumerate(det.series_)} if det else {}
 
     # -- headline
@@ -434,7 +561,9 @@ class _Context:
 
     # -- risks
     def _rows(self, ids) -> pd.DataFrame:
-        at = self.pos.get_indexer([str(i) for i in ids])
+        if self._at is None:  # id -> row, built once (ids are unique)
+            self._at = dict(zip(self.f["id"].tolist(), range(len(self.f))))
+        at = np.array([self._at.get(str(i), -1) for i in ids], dtype=np.int64)
         return self.f.iloc[at[at >= 0]]
 
     def _department(self, rows: pd.DataFrame, topic: str | None) -> str | None:
@@ -749,7 +878,7 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
     urgency: the latest human label, else the prediction), their latest predictions
     (confidence, model version, deadlines), labels created in the week (corrections) and
     the stored hotspot groups (grouped here when the database has none for the week)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import DateTime, func, select, type_coerce
     from sqlalchemy.orm import Session
 
     from service.config import Settings
@@ -767,11 +896,15 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
     engine = make_engine(database_url)
     try:
         with Session(engine) as s:
-            rows = s.execute(select(Appeal.id, Appeal.time, Appeal.title, Appeal.text, Appeal.district, Appeal.user,
-                                    Appeal.category, Appeal.urgency, Appeal.needs_review)
+            # One query for the history; times as plain DateTime (naive UTC on SQLite, aware on
+            # PostgreSQL), converted below in one vectorised step rather than row by row.
+            rows = s.execute(select(Appeal.id, type_coerce(Appeal.time, DateTime()), Appeal.title, Appeal.text,
+                                    Appeal.district, Appeal.user, Appeal.category, Appeal.urgency,
+                                    Appeal.needs_review)
                              .where(Appeal.time >= start, Appeal.time < end)).all()
             frame = pd.DataFrame(rows, columns=["id", "time", "title", "text", "district", "user", "category",
-                                                "urgency", "needs_review"])
+                                                "urgency", "needs_review"], dtype=object)
+            del rows
             latest = (select(Prediction.appeal_id, func.max(Prediction.id).label("pid"))
                       .join(Appeal, Appeal.id == Prediction.appeal_id)
                       .where(Appeal.time >= week_lo, Appeal.time < end).group_by(Prediction.appeal_id).subquery())
@@ -794,12 +927,12 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
         engine.dispose()
     if frame.empty:
         raise ValueError(f"the database has no appeals with a time before {end.date()} (week ending {week_end})")
-    frame["time"] = [t.astimezone(tz).replace(tzinfo=None) if t is not None else None for t in frame["time"]]
-    frame["time"] = pd.to_datetime(frame["time"])
-    p = pd.DataFrame(preds, columns=["id", "confidence", "model_version", "deadlines"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    p = pd.DataFrame(preds, columns=["id", "confidence", "model_version", "deadlines"], dtype=object)
     frame = frame.merge(p, on="id", how="left")
+    times = frame["time"]
     frame = frame.astype(object).where(frame.notna(), None)
-    frame["time"] = pd.to_datetime(frame["time"])
+    frame["time"] = times
     # Deadlines of the urgency in force (a label may have changed it): recomputed when they differ.
     corrections = {"value": len(labels), "ids": list(dict.fromkeys(a for a, *_ in labels)),
                    "items": [{"id": a, "field": fld, "old": o, "new": n,
