@@ -46,7 +46,7 @@ class _DriverInsert:
             raise ValueError(f"{table.name}: column names need escaping; use a Core insert")
         self.sql = compiled.string
         self.positional = compiled.positional
-        self.keys = list(compiled.positiontup) if compiled.positional else list(columns)
+        self.keys = list(compiled.positiontup) if compiled.positional else [k for k in columns if k in table.c]
         if set(self.keys) != set(columns):
             raise ValueError(f"{table.name}: the compiled INSERT binds {self.keys}, not {list(columns)}")
         self.procs = [(k, table.c[k].type.dialect_impl(dialect).bind_processor(dialect)) for k in self.keys]
