@@ -151,6 +151,30 @@ def parse_time(value) -> str | None:
                          "(YYYY-MM-DD HH:MM:SS, YYYY/M/D H:MM:SS, YYYY年M月D日 or ISO 8601)") from None
 
 
+def check_text(raw_text: str, max_chars: int, *, require_text: bool = True) -> tuple[str | None, str | None]:
+    """(the normalised text, None) of a text field, or (None, why it is refused): longer
+    than ``max_chars`` and, when ``require_text``, empty or mostly undecodable characters.
+
+    Examples
+    --------
+    >>> check_text("  小区停水 ", 100)
+    ('小区停水', None)
+    >>> check_text("   ", 100)
+    (None, 'text is empty')
+    """
+    if len(raw_text) > max_chars * 4:
+        return None, f"text is {len(raw_text):,} characters; the maximum is {max_chars:,}"
+    text = normalise(raw_text)
+    if require_text:
+        if not text:
+            return None, "text is empty"
+        if len(text) > max_chars:
+            return None, f"text is {len(text):,} characters; the maximum is {max_chars:,}"
+        if (text.count("\ufffd") + sum(1 for ch in text if ord(ch) < 32)) > max(10, len(text) // 5):
+            return None, "text looks like binary junk (mostly undecodable characters)"
+    return text, None
+
+
 def _clean_id(value) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
@@ -202,20 +226,10 @@ def read_appeals(path, *, max_chars: int = DEFAULT_MAX_CHARS, require_text: bool
         bad = False
         raw_text = row.get("text")
         raw_text = "" if raw_text is None or (isinstance(raw_text, float) and pd.isna(raw_text)) else str(raw_text)
-        if len(raw_text) > max_chars * 4:
-            problems.append(Problem(i, "text", f"text is {len(raw_text):,} characters; the maximum is {max_chars:,}"))
+        text, why = check_text(raw_text, max_chars, require_text=require_text)
+        if why:
+            problems.append(Problem(i, "text", why))
             continue
-        text = normalise(raw_text)
-        if require_text:
-            if not text:
-                problems.append(Problem(i, "text", "text is empty"))
-                continue
-            if len(text) > max_chars:
-                problems.append(Problem(i, "text", f"text is {len(text):,} characters; the maximum is {max_chars:,}"))
-                continue
-            if (text.count("\ufffd") + sum(1 for ch in text if ord(ch) < 32)) > max(10, len(text) // 5):
-                problems.append(Problem(i, "text", "text looks like binary junk (mostly undecodable characters)"))
-                continue
         rec["text"] = text
         rec["id"] = _clean_id(row.get("id")) or f"row-{i}"
         try:

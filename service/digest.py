@@ -223,7 +223,6 @@ def _has(f: pd.DataFrame, col: str) -> bool:
 # --- reading a file ---------------------------------------------------------------------------
 _DIGEST_COLUMNS = ("id", "time", "title", "text", "district", "user", "category", "urgency")
 _PASSED = ("needs_review", "confidence", "model_version", "deadlines")  # read as they are, when present
-_C0 = re.compile("[\x00-\x1f]")
 _PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
@@ -236,7 +235,7 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
     one pandas cannot parse) by ``read_appeals`` itself."""
     from pathlib import Path
 
-    from corpora.records import DEFAULT_MAX_CHARS, Problem, _column_aliases, parse_time, read_appeals
+    from corpora.records import DEFAULT_MAX_CHARS, Problem, _column_aliases, check_text, parse_time, read_appeals
 
     max_chars = DEFAULT_MAX_CHARS if max_chars is None else max_chars
     path = Path(path)
@@ -271,19 +270,7 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
     row = np.arange(1, n + 1)
     problems: dict[int, Problem] = {}
 
-    def check(raw_text: str):  # (normalised text or None, problem field message or None)
-        if len(raw_text) > max_chars * 4:
-            return None, f"text is {len(raw_text):,} characters; the maximum is {max_chars:,}"
-        text = normalise(raw_text)
-        if not text:
-            return None, "text is empty"
-        if len(text) > max_chars:
-            return None, f"text is {len(text):,} characters; the maximum is {max_chars:,}"
-        if (text.count("\ufffd") + len(_C0.findall(text))) > max(10, len(text) // 5):
-            return None, "text looks like binary junk (mostly undecodable characters)"
-        return text, None
-
-    checked = _per_distinct(raw["text"].to_numpy(dtype=object), check)
+    checked = _per_distinct(raw["text"].to_numpy(dtype=object), lambda t: check_text(t, max_chars))
     texts = np.array([c[0] for c in checked], dtype=object) if n else np.zeros(0, dtype=object)
     for i in np.flatnonzero(texts == None):  # noqa: E711 (elementwise)
         problems[int(row[i])] = Problem(int(row[i]), "text", checked[i][1])
