@@ -59,7 +59,13 @@ def test_train_and_evaluate_round_trip_on_held_out_appeals(tmp_path, demo_frame)
     out = tmp_path / "m"
     assert main(["train", "--data", str(tmp_path / "train.csv"), "--out", str(out), "--no-eval"]) == 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["models"] == ["category", "urgency"]
+    assert manifest["models"] == ["category", "training_rows", "urgency"]
+    rows = load_bundle(out).models["training_rows"]  # what retraining may not hold out against this model
+    from training.retrain import row_keys
+
+    assert np.isin(row_keys(appeal_texts(demo_frame.iloc[train])), rows["category"]).all()
+    assert not np.isin(row_keys(appeal_texts(demo_frame.iloc[test])), rows["category"]).any()
+    assert 0 < len(rows["urgency"]) <= len(rows["category"])
     report = tmp_path / "r.json"
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "test.csv"), "--report", str(report)]) == 0
     r = json.loads(report.read_text(encoding="utf-8"))

@@ -32,15 +32,26 @@ def check_labels(values, allowed, *, field: str) -> None:
 
 
 def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None = None, evaluate=True,
-                 folds=5, random_state=0, set_current=False, progress=True) -> Bundle:
-    """Fit the models on ``data`` (and ``urgency_data``), evaluate honestly, save a bundle."""
+                 folds=5, random_state=0, set_current=False, progress=True, version: str | None = None,
+                 extra: dict | None = None, carry: Bundle | None = None,
+                 categories: dict | None = None) -> Bundle:
+    """Fit the models on ``data`` (and ``urgency_data``), evaluate honestly, save a bundle.
+
+    Besides the models the bundle keeps ``training_rows``: 64-bit keys of the normalised
+    texts each model trained on, so retraining can hold out only appeals a model never saw
+    (training/retrain.py). ``extra`` is merged into the manifest. Without urgency labels,
+    ``carry``'s urgency model (and its training rows) is kept unchanged. ``categories``:
+    categories an admin added to the city's catalogue ({name: department}); labels may use
+    them, and the bundle keeps their routing (manifest ``categories_added``).
+    """
     from training.evaluate import cross_validate_category
+    from training.retrain import row_keys
 
     if "category" not in data.columns or data["category"].isna().all():
         raise ValueError("training data has no 'category' column with labels (一级标签)")
     labelled = data[data["category"].notna()].reset_index(drop=True)
     router = default_router()
-    check_labels(labelled["category"].tolist(), set(router.categories), field="category")
+    check_labels(labelled["category"].tolist(), set(router.categories) | set(categories or {}), field="category")
     texts = appeal_texts(labelled)
     y = labelled["category"].to_numpy(dtype=object)
     metrics = {}
@@ -55,9 +66,12 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     model.fit(texts, y)
     train_seconds = time.perf_counter() - t1
     models = {"category": model}
-    extra = {"labels": {"category": [str(c) for c in model.classes_]},
+    rows = {"category": np.unique(row_keys(texts))}
+    info = {"labels": {"category": [str(c) for c in model.classes_]},
              "data": {"category": {"n": len(texts), "sha256": data_hash(texts, y)}},
              "review_threshold": model.review_threshold_}
+    if categories:
+        info["categories_added"] = {c: categories[c] for c in sorted(set(categories) & set(y))}
     if urgency_data is None and "urgency" in data.columns and data["urgency"].notna().any():
         urgency_data = data
     if urgency_data is not None:
@@ -66,14 +80,21 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
         umodel, umetrics, uinfo = train_urgency(urgency_data, evaluate=evaluate, folds=folds,
                                                 random_state=random_state, progress=progress)
         models["urgency"] = umodel
+        rows["urgency"] = np.unique(row_keys(appeal_texts(urgency_data[urgency_data["urgency"].notna()])))
         metrics.update(umetrics)
-        extra["labels"]["urgency"] = [str(c) for c in umodel.classes_]
-        extra["data"]["urgency"] = uinfo
-    extra["metrics"] = metrics
-    extra["train_seconds"] = round(train_seconds, 1)
-    extra["total_seconds"] = round(time.perf_counter() - t0, 1)
-    extra["train_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    bundle = save_bundle(out, models, extra=extra)
+        info["labels"]["urgency"] = [str(c) for c in umodel.classes_]
+        info["data"]["urgency"] = uinfo
+    elif carry is not None and "urgency" in carry.models:
+        models["urgency"] = carry.models["urgency"]
+        rows["urgency"] = carry.models.get("training_rows", {}).get("urgency", np.zeros(0, np.uint64))
+        info["labels"]["urgency"] = carry.manifest["labels"].get("urgency")
+        info["data"]["urgency"] = {**carry.manifest.get("data", {}).get("urgency", {}), "carried_from": carry.version}
+    info["metrics"] = metrics
+    info["train_seconds"] = round(train_seconds, 1)
+    info["total_seconds"] = round(time.perf_counter() - t0, 1)
+    info["train_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    models["training_rows"] = rows
+    bundle = save_bundle(out, models, version=version, extra={**info, **(extra or {})})
     if set_current:
         out = Path(out).resolve()
         if out.parent != REGISTRY_DIR.resolve():
