@@ -10,6 +10,8 @@ from corpora.holidays import day_kind, holiday_name, holiday_starts
     (date(2025, 10, 3), "holiday"),    # National Day, a Friday
     (date(2025, 10, 4), "holiday"),    # National Day, a Saturday: a holiday, not a weekend
     (date(2025, 9, 28), "makeup"),     # a Sunday worked to make up for Golden Week
+    (date(2025, 10, 11), "makeup"),    # ... and a Saturday
+    (date(2150, 1, 3), "weekend"),     # a Saturday past the package's years
     (date(2025, 10, 12), "weekend"),
     (date(2025, 10, 13), "workday"),
     (date(2150, 1, 1), "workday"),     # past the package's years: a Wednesday is a workday ...
