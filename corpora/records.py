@@ -170,7 +170,8 @@ def check_text(raw_text: str, max_chars: int, *, require_text: bool = True) -> t
             return None, "text is empty"
         if len(text) > max_chars:
             return None, f"text is {len(text):,} characters; the maximum is {max_chars:,}"
-        if (text.count("\ufffd") + sum(1 for ch in text if ord(ch) < 32)) > max(10, len(text) // 5):
+        # normalise dropped control characters: what is left of junk is U+FFFD (undecodable)
+        if text.count("\ufffd") > max(10, len(text) // 5):
             return None, "text looks like binary junk (mostly undecodable characters)"
     return text, None
 

@@ -59,9 +59,12 @@ def test_problem_rows_are_reported_with_row_numbers_not_dropped(tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("nope.csv", None, "no such file"),
-    ("bin.csv", b"\x00\x01\x02\x89PNG\x00" * 100, "binary"),
+    ("bin.csv", b"\x00\x01\x02\x89PNG\x00" * 100,
+     r"binary file \(NUL bytes\), not text\. Give a UTF-8 or GBK CSV/TSV/JSONL file or an \.xlsx workbook\."),
     ("bad.csv", b"text\n\xff\xfe\xfa\xfb\xfc\n", "cannot decode"),
-    ("cols.csv", "title,body\n标题,内容\n", "no 'text' column"),
+    ("cols.csv", "title,body\n标题,内容\n",
+     r"no 'text' column \(found: title, body\)\. The appeal text must be in a column named 'text' "
+     r"\(or 留言详情 / 诉求内容 / content\)\."),
     ("a.pdf", "x", "unknown file type"),
     ("bad.jsonl", '{"text": "ok"}\n{broken\n', "line 2 is not valid JSON"),
 ])
@@ -86,6 +89,8 @@ def test_parse_time(value, expected):
 def test_parse_time_rejects_junk():
     with pytest.raises(ValueError, match="is not a time"):
         parse_time("上周三")
+    with pytest.raises(ValueError, match=r"'1.5' is not a time"):  # a number is not a missing time
+        parse_time(1.5)
 
 
 # --- file kinds and their errors -------------------------------------------------------------
@@ -120,7 +125,7 @@ def test_a_directory_and_an_undecodable_byte_are_explained(tmp_path):
     with pytest.raises(AppealDataError, match="is a directory; give a data file"):
         read_appeals(tmp_path)
     bad = write(tmp_path, "bad.csv", b"text\n" + "停水".encode() + b"\x81\x20\xff\n")
-    with pytest.raises(AppealDataError, match=r"bad byte at offset 11\) or GBK/GB18030"):
+    with pytest.raises(AppealDataError, match=r"bad byte at offset 11\) or GBK/GB18030\. Re-save the file as UTF-8\.$"):
         read_appeals(bad)
 
 
@@ -157,10 +162,27 @@ def test_ids_from_json_numbers_and_nulls(tmp_path):
 
 def test_optional_fields_are_normalised_and_empty_ones_are_none(tmp_path):
     p = write(tmp_path, "a.jsonl", '{"text": "停水", "title": "停水了　", "district": "", "channel": null, '
-                                   '"category": "城鄉建設", "urgency": NaN, "user": " u1 "}\n')
-    row = read_appeals(p).frame.iloc[0].to_dict()
+                                   '"category": "城鄉建設", "urgency": NaN, "user": " u1 "}\n'
+                                   '{"text": 3.5, "channel": "微信公眾號　", "urgency": " urgent", "district": "ＮＡ"}\n')
+    rows = read_appeals(p).frame.to_dict(orient="records")
+    row = rows[0]
     assert row["title"] == "停水了" and row["category"] == "城乡建设" and row["user"] == "u1"
     assert row["district"] is None and row["channel"] is None and row["urgency"] is None and row["time"] is None
+    # every optional field is normalised; a number where text belongs is read as its text
+    assert (rows[1]["text"], rows[1]["channel"], rows[1]["urgency"], rows[1]["district"]) == (
+        "3.5", "微信公众号", "urgent", "NA")
+
+
+def test_csv_cells_are_read_as_written(tmp_path):
+    """Ids keep their leading zeros and 'NA' / 'null' are text, not missing values."""
+    p = write(tmp_path, "a.csv", "id,text,district\n007,停水,NA\n0010,null,天桥区\n")
+    f = read_appeals(p).frame
+    assert f[["id", "text", "district"]].values.tolist() == [["007", "停水", "NA"], ["0010", "null", "天桥区"]]
+
+
+def test_ndjson_files_are_json_lines(tmp_path):
+    p = write(tmp_path, "a.ndjson", '{"text": "停水"}\n{"text": "停电"}\n')
+    assert read_appeals(p).frame["text"].tolist() == ["停水", "停电"]
 
 
 def test_source_rows_follow_the_input_around_problem_rows(tmp_path):
@@ -207,6 +229,11 @@ def test_binary_junk_is_told_from_text_with_a_few_bad_characters(tmp_path, junk,
         assert res.problems[0].message == "text looks like binary junk (mostly undecodable characters)"
 
 
+def test_spaces_are_not_junk(tmp_path):
+    p = write(tmp_path, "a.jsonl", json.dumps({"text": "停 水" * 15}) + "\n")  # 15 spaces in 45 characters
+    assert not read_appeals(p).problems
+
+
 def test_junk_share_counts_against_a_fifth_of_long_texts(tmp_path):
     long = "暖" * 100
     rows = [{"text": "\ufffd" * 25 + long}, {"text": "\ufffd" * 26 + long}]  # 25 of 125 is a fifth: kept
@@ -237,10 +264,16 @@ def test_a_bad_time_is_quoted_only_redacted_and_short():
     with pytest.raises(ValueError) as err:
         parse_time("很久" * 20)
     assert str(err.value).startswith(repr("很久" * 15 + "…") + " is not a time")
+    assert str(err.value).endswith("(YYYY-MM-DD HH:MM:SS, YYYY/M/D H:MM:SS, YYYY年M月D日 or ISO 8601)")
+    for n, shown in ((30, "久" * 30), (31, "久" * 30 + "…")):  # thirty characters are quoted whole
+        with pytest.raises(ValueError) as err:
+            parse_time("久" * n)
+        assert str(err.value).startswith(repr(shown) + " is not a time")
 
 
 def test_appeal_texts_without_a_title_column():
     from corpora.records import appeal_texts
 
     assert appeal_texts(pd.DataFrame({"text": ["停水", "停电"]})) == ["停水", "停电"]
+    assert appeal_texts(pd.DataFrame({"title": ["停水", None], "text": [float("nan"), "停电"]})) == ["停水", "停电"]
     assert appeal_texts(pd.DataFrame({"title": ["停水", None], "text": ["三天了", "停电"]})) == ["停水。三天了", "停电"]
