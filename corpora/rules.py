@@ -145,6 +145,42 @@ class Router:
         """The first-level categories this city routes: the ones Suqiu may be trained on."""
         return list(self.default)
 
+    def with_categories(self, extra: dict[str, str] | None) -> "Router":
+        """This router plus the categories an admin added to the city's catalogue.
+
+        ``extra`` maps each new category to its department; it is routed to that
+        department (no second-level topics). A category the routing data already has keeps
+        its department (the file is the city's rules), so the same call is safe on every
+        start. Returns ``self`` when nothing is new.
+
+        Examples
+        --------
+        >>> r = load_router().with_categories({"城市更新": "市城市更新局", "城乡建设": "别处"})
+        >>> r.route("城市更新", "老旧小区改造进度")
+        ('市城市更新局', None)
+        >>> r.route("城乡建设", "路灯不亮")[0], r.categories[-1]
+        ('市住房和城乡建设局', '城市更新')
+        """
+        new = {c: d for c, d in (extra or {}).items() if c not in self.default}
+        if not new:
+            return self
+        return Router(self.rules + [RoutingRule(c, None, d, None) for c, d in new.items()])
+
+    def topic_categories(self, text: str) -> set[str]:
+        """The categories whose topic keywords occur in ``text`` (not negated): what the
+        routing data alone says the appeal is about, whatever the model predicted.
+
+        >>> sorted(load_router().topic_categories("小区暖气不热，没有燃气泄漏"))
+        ['城乡建设']
+        """
+        found = set()
+        for i in self._topic_patterns.candidates(text):
+            rule = self.topics[i]
+            if rule.category not in found and any(not is_negated(text, m.start())
+                                                  for m in rule.pattern.finditer(text)):
+                found.add(rule.category)
+        return found
+
     def route(self, category: str, text: str) -> tuple[str | None, str | None]:
         best, best_hits = None, 0
         for i in self._topic_patterns.candidates(text):

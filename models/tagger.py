@@ -23,7 +23,8 @@ class Tagger:
         self.bundle = bundle
         self.category = bundle.models["category"]
         self.urgency = bundle.models.get("urgency")
-        self.router = router or default_router()
+        # categories an admin added to the city's catalogue route as they did when it trained
+        self.router = (router or default_router()).with_categories(bundle.manifest.get("categories_added"))
         self.top_k = top_k
         # Deadlines are the serving city's rules (corpora/data/sla.csv), not the training city's.
         self.sla = None

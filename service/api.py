@@ -5,7 +5,9 @@ the shared dependencies (settings, session, key and role) in ``service/deps.py``
 and storing in ``service/ingest.py``. :func:`create_app` only assembles: the app, its
 middleware (metrics and security headers), exception handlers and routers. The model
 bundle and database are opened in :func:`lifespan`, never at import time; a missing
-bundle stops startup. The API docs (``/docs``, ``/redoc``) load Swagger UI and ReDoc from
+bundle stops startup. Unless ``SUQIU_MODEL_DIR`` pins the model, each server process then
+follows the registry's champion and swaps to a newly promoted one without a restart
+(service/model_watch.py, ADR 0007). The API docs (``/docs``, ``/redoc``) load Swagger UI and ReDoc from
 files served by the app (fastapi-offline), so they work on networks with no internet.
 """
 
@@ -27,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from service import hotspot_store, store
+from service import hotspot_store, model_watch, store
 from service.batcher import GroupCommitter
 from service.config import Settings
 from service.db import WriteLock, make_engine, upgrade
@@ -129,25 +131,26 @@ class Measure:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Load the model bundle, migrate and open the database, start ingest and hotspots;
-    close them at shutdown."""
-    from models.registry import current_version, load_bundle
-    from models.tagger import Tagger
+    """Load the model bundle, migrate and open the database, start ingest, hotspots and the
+    model watcher; close them at shutdown."""
+    from models.registry import current_version
 
     settings: Settings = app.state.settings
+    pinned = settings.model_dir is not None
     path = settings.model_dir or current_version(settings.registry_dir)
     if path is None or not Path(path).exists():
         raise RuntimeError(f"no model bundle: set SUQIU_MODEL_DIR or train one into {settings.registry_dir} "
                            "('make run' does this)")
-    tagger = Tagger(load_bundle(path), city=settings.city)
-    tagger.tag(["预热"])  # load segmenter and converters before the first request
+    serving = model_watch.stamp(path, settings.registry_dir)  # before loading: a promotion meanwhile is seen
+    tagger = model_watch.load_tagger(path, city=settings.city)  # warmed before the first request
     # The model's hundreds of thousands of objects never die: keep them out of the cyclic
     # collector, whose full passes over them took ~60 ms, stalling every request in flight.
     gc.collect()
     gc.freeze()
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    app.state.tagger = tagger
+    app.state.tagger = tagger  # read once per request (service/model_watch.py swaps it)
+    app.state.model_pinned = pinned
     app.state.engine = engine
     app.state.sessions = sessionmaker(engine, expire_on_commit=False)
     app.state.write_lock = WriteLock(settings.database_url)
@@ -162,8 +165,17 @@ async def lifespan(app: FastAPI):
             engine, write_lock=app.state.write_lock, interval_s=settings.hotspots_interval_s,
             lease_s=settings.hotspots_lease_s)
         app.state.hotspots.start()
-    log.info("serving model %s on %s", tagger.version, engine.url.render_as_string(hide_password=True))
+    app.state.model_watcher = None
+    if not pinned:
+        app.state.model_watcher = model_watch.ModelWatcher(app.state, registry=settings.registry_dir,
+                                                           interval_s=settings.model_poll_s, serving=serving,
+                                                           city=settings.city)
+        app.state.model_watcher.start()
+    log.info("serving model %s%s on %s", tagger.version, " (pinned by SUQIU_MODEL_DIR)" if pinned else "",
+             engine.url.render_as_string(hide_password=True))
     yield
+    if app.state.model_watcher is not None:
+        await run_in_threadpool(app.state.model_watcher.stop)
     if app.state.hotspots is not None:
         await run_in_threadpool(app.state.hotspots.stop)
     engine.dispose()

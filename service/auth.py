@@ -12,8 +12,9 @@ from service.db import ApiKey, AuditLog, utcnow
 ROLES = ("ingest", "analyst", "admin")
 PERMISSIONS = {
     "ingest": {"appeals:write", "classify"},
-    "analyst": {"appeals:read", "labels:write", "classify", "metrics"},
-    "admin": {"appeals:write", "appeals:read", "labels:write", "classify", "metrics"},
+    "analyst": {"appeals:read", "labels:write", "classify", "metrics", "models:read"},
+    "admin": {"appeals:write", "appeals:read", "labels:write", "classify", "metrics", "models:read", "models:write",
+              "categories:write"},
 }
 
 

@@ -77,13 +77,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _model_path(model_dir) -> Path:
+    """The bundle a command uses: ``--model``, else ``SUQIU_MODEL_DIR``, else the champion of
+    the registry (``SUQIU_REGISTRY_DIR``) — what the service would serve."""
+    from models.registry import current_version
+    from service.config import Settings
+
+    if model_dir:
+        return Path(model_dir)
+    settings = Settings()
+    path = settings.model_dir or current_version(settings.registry_dir)
+    if path is None:
+        raise CliError(f"no model given (--model or SUQIU_MODEL_DIR) and the registry {settings.registry_dir} has "
+                       "no current version; run 'suqiu train --set-current' or 'suqiu models promote' first.")
+    return Path(path)
+
+
 def _load_tagger(model_dir, city=None):
-    from models.registry import BundleError, current_version, load_bundle
+    from models.registry import BundleError, load_bundle
     from models.tagger import Tagger
 
-    path = Path(model_dir) if model_dir else current_version()
-    if path is None:
-        raise CliError("no model given and the registry has no current version; run 'suqiu train' first.")
+    path = _model_path(model_dir)
     try:
         return Tagger(load_bundle(path), city=city)
     except (BundleError, ValueError) as err:
@@ -154,7 +168,7 @@ def cmd_evaluate(args) -> int:
 def cmd_bench(args) -> int:
     from training.bench import run_bench
 
-    report = run_bench(model_dir=args.model, input_path=args.input, n=args.n, out=args.report)
+    report = run_bench(model_dir=_model_path(args.model), input_path=args.input, n=args.n, out=args.report)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
 
@@ -162,12 +176,9 @@ def cmd_bench(args) -> int:
 def cmd_bench_api(args) -> int:
     from corpora.records import appeal_texts
     from corpora.text import DATA_DIR
-    from models.registry import current_version
     from service.bench import run_api_bench
 
-    model = Path(args.model) if args.model else current_version()
-    if model is None:
-        raise CliError("no model to serve: run 'make run' or give --model")
+    model = _model_path(args.model)
     texts = appeal_texts(_read(args.input or DATA_DIR / "demo_appeals.csv", max_chars=20_000,
                                skip_invalid=True).frame)
     report = run_api_bench(model_dir=model, texts=texts, postgres_url=args.postgres_url, workers=args.workers)
@@ -254,7 +265,13 @@ def cmd_hotspots(args) -> int:
 
 def cmd_digest(args) -> int:
     """The weekly risk digest from a file or from the database, as HTML, Markdown or JSON."""
-    from service.digest import FORMATS, FontMissingError, digest_from_db, digest_from_file, render
+    from service.digest import (
+        FORMATS,
+        FontMissingError,
+        digest_from_db,
+        digest_from_file,
+        render,
+    )
 
     try:
         week_end = datetime.fromisoformat(args.week_ending).date()
@@ -352,6 +369,72 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def _registry_call(fn, **kwargs):
+    """A registry operation on ``SUQIU_REGISTRY_DIR``, its refusals as CliError."""
+    from models.registry import BundleError, RegistryError
+    from service.config import Settings
+
+    try:
+        return fn(registry=Settings().registry_dir, **kwargs)
+    except (RegistryError, BundleError, ValueError) as err:
+        raise CliError(str(err)) from None
+
+
+def _default_by() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment (a container's unknown uid)
+        return "cli"
+
+
+def cmd_models(args) -> int:
+    """The model registry (``SUQIU_REGISTRY_DIR``): list versions, promote one, roll back."""
+    from models.registry import list_versions, promote, rollback
+
+    if args.models_command == "list":
+        for v in _registry_call(list_versions):
+            row = {k: v[k] for k in ("version", "status", "created", "metrics", "by", "reason", "at",
+                                     "model_version", "promoted_by", "promoted_at")}
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    if args.models_command == "promote":
+        event = _registry_call(promote, version=args.version, by=args.by or _default_by(), reason=args.reason)
+        log.info("%s is the champion (was %s); running services switch within SUQIU_MODEL_POLL_S",
+                 event["version"], event["previous"])
+    else:
+        event = _registry_call(rollback, by=args.by or _default_by())
+        log.info("rolled back from %s to %s", event["previous"], event["version"])
+    print(json.dumps(event, ensure_ascii=False))
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    """Train a challenger on the base files plus the database's human labels; the gate
+    promotes it or keeps it rejected. The last line printed is the JSON result."""
+    from corpora.records import AppealDataError
+    from models.registry import BundleError, RegistryError
+    from service.config import Settings
+    from service.retrain_jobs import RetrainBusy, run_retrain
+
+    try:
+        report = run_retrain(Settings(), data=args.data, urgency_data=args.urgency_data,
+                             by=args.by or _default_by(), progress=not args.quiet)
+    except (AppealDataError, BundleError, RegistryError, RetrainBusy, ValueError) as err:
+        raise CliError(str(err)) from None
+    for rule in report["rules"]:
+        log.info("gate %-15s %-6s %s", rule["rule"], {True: "passed", False: "FAILED", None: "-"}[rule["passed"]],
+                 rule["detail"])
+    if "label_suspects" in report:
+        log.info("%d likely label errors listed for review (GET /v1/review-queue?kind=suspect)",
+                 report["label_suspects"]["found"])
+    keys = ("champion", "challenger", "promoted", "reason", "champion_metrics", "challenger_metrics", "heldout",
+            "label_suspects", "seconds")
+    print(json.dumps({k: report[k] for k in keys if k in report}, ensure_ascii=False))
+    return 0
+
+
 def cmd_db(args) -> int:
     from service.config import Settings
     from service.db import upgrade
@@ -376,7 +459,9 @@ def cmd_serve(args) -> int:
         upgrade(settings.database_url)  # once, before the workers race to do it
         return serve_workers(host=args.host, port=args.port, workers=args.workers)
     else:
-        from service.api import create_app  # not above: the workers import it after the fork
+        from service.api import (
+            create_app,  # not above: the workers import it after the fork
+        )
 
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False,
                     **settings.uvicorn_options())
@@ -406,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-eval", action="store_true", help="skip the cross-validation report")
     t.add_argument("--random-state", type=int, default=0)
     t.add_argument("--set-current", action="store_true",
-                   help="make this bundle the registry's current version (DIR must be in models/registry/)")
+                   help="promote this bundle to champion (DIR must be in the registry, SUQIU_REGISTRY_DIR)")
     common(t)
     t.set_defaults(func=cmd_train)
 
@@ -514,6 +599,26 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
     dg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     dg.set_defaults(func=cmd_digest)
+
+    mo = sub.add_parser("models", help="the model registry (SUQIU_REGISTRY_DIR): list, promote, roll back")
+    msub = mo.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="every version, newest first: one JSON object per line")
+    mp = msub.add_parser("promote", help="make VERSION the champion (running services switch to it)")
+    mp.add_argument("version", metavar="VERSION", help="a directory of the registry")
+    mp.add_argument("--by", metavar="NAME", help="who promotes (default: the login name)")
+    mp.add_argument("--reason", help="why, kept in the registry's history")
+    mr = msub.add_parser("rollback", help="make the champion before the current one champion again")
+    mr.add_argument("--by", metavar="NAME", help="who rolls back (default: the login name)")
+    mo.set_defaults(func=cmd_models)
+
+    rt = sub.add_parser("retrain", help="train a challenger on base files + human labels; the gate decides")
+    rt.add_argument("--data", action="append", required=True, metavar="FILE",
+                    help="base training appeals with a category (repeatable)")
+    rt.add_argument("--urgency-data", action="append", metavar="FILE",
+                    help="base urgency labels (repeatable); without them the champion's urgency model is kept")
+    rt.add_argument("--by", metavar="NAME", help="who retrains (default: the login name)")
+    rt.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    rt.set_defaults(func=cmd_retrain)
 
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.registry import REGISTRY_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -13,8 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUQIU_", env_file=".env", extra="ignore")
 
     database_url: str = f"sqlite:///{ROOT / 'var' / 'suqiu.db'}"
-    registry_dir: Path = ROOT / "models" / "registry"
-    model_dir: Path | None = None  # default: the registry's CURRENT version
+    registry_dir: Path = REGISTRY_DIR  # every command and the service read the registry here
+    model_dir: Path | None = None  # default: the registry's CURRENT version; set, it pins the model (no swap)
+    model_poll_s: float = Field(1.0, gt=0, le=3600)  # each server process checks CURRENT this often (ADR 0007)
     max_text_chars: int = 20_000
     max_batch: int = 1_000
     group_linger_ms: float = Field(3.0, ge=0)  # service/batcher.py
@@ -33,6 +36,19 @@ class Settings(BaseSettings):
     hotspots: bool = True  # on / off: group appeals in the background (the endpoints read what is stored)
     hotspots_interval_s: float = Field(2.0, gt=0, le=3600)  # seconds between refreshes
     hotspots_lease_s: float = Field(30.0, gt=0)  # a dead grouping process is replaced after at most this
+    # retraining (training/retrain.py): base training files for POST /v1/models/retrain (JSON lists,
+    # e.g. SUQIU_RETRAIN_DATA='["data/appeals.csv"]'), and the gate that judges a challenger
+    retrain_data: list[Path] = []
+    retrain_urgency_data: list[Path] = []
+    retrain_macro_f1_tolerance: float = 0.005  # the challenger's held-out macro-F1 may trail by at most this
+    retrain_critical_recall_tolerance: float = 0.0  # ... its critical appeals caught by at most this
+    retrain_max_category_drop: float = 0.05  # no category's held-out F1 may drop by more than this ...
+    retrain_min_category_support: int = 10  # ... among categories with this many held-out appeals
+    retrain_min_heldout: int = 50  # fewer held-out appeals cannot show a challenger is not worse
+    retrain_max_suspect_share: float = 0.35  # new labels that look like label errors above this share (or twice
+    # the base data's share, if higher): review them first
+    retrain_newest_share: float = 0.2  # the newest human labels held out
+    retrain_holdout_share: float = 0.2  # and this grouped share of the other unseen labelled appeals
 
     @field_validator("timezone")
     @classmethod
@@ -51,6 +67,22 @@ class Settings(BaseSettings):
             raise ValueError(f"hotspots_lease_s ({self.hotspots_lease_s}) must exceed twice hotspots_interval_s "
                              f"({self.hotspots_interval_s}): the holder renews its lease at each refresh")
         return self
+
+    @model_validator(mode="after")
+    def _gate_in_range(self):
+        self.gate_policy()  # ValueError naming the setting out of range
+        return self
+
+    def gate_policy(self):
+        """The retraining gate these settings describe (training.retrain.GatePolicy)."""
+        from dataclasses import fields
+
+        from training.retrain import GatePolicy
+
+        try:
+            return GatePolicy(**{f.name: getattr(self, f"retrain_{f.name}") for f in fields(GatePolicy)})
+        except ValueError as err:
+            raise ValueError(f"SUQIU_RETRAIN_{str(err).upper().split(' ', 1)[0]} {str(err).split(' ', 1)[1]}") from None
 
     def uvicorn_options(self) -> dict:
         """What ``uvicorn.Config`` takes of these settings: the guarded protocol and the

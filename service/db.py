@@ -11,12 +11,14 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
-                        create_engine, event)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, create_engine, event)
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Appeal", "Prediction", "Label", "ModelVersion", "ApiKey", "AuditLog", "make_engine",
+__all__ = ["Base", "Appeal", "Prediction", "Label", "ModelVersion", "ApiKey", "AuditLog", "LabelSuspect",
+           "CityCategory", "make_engine",
            "WriteLock", "upgrade", "utcnow", "localize", "Instant", "sqlite_path", "create_scratch_database",
            "drop_database"]
 
@@ -113,7 +115,11 @@ class Prediction(Base):
     department: Mapped[str | None] = mapped_column(String(128))
     topic: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
-    __table_args__ = (Index("uq_prediction_version", "appeal_id", "model_version", unique=True),)
+    __table_args__ = (Index("uq_prediction_version", "appeal_id", "model_version", unique=True),
+                      # the review queue's least confident first (ADR 0008): flagged predictions only, so
+                      # ingest pays for this index on the ~quarter of appeals flagged for review, not on all
+                      Index("ix_predictions_review_confidence", "confidence", sqlite_where=sql_text("needs_review = 1"),
+                            postgresql_where=sql_text("needs_review")))
 
 
 class Label(Base):
@@ -148,6 +154,35 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class LabelSuspect(Base):
+    """A likely label error found by the last retrain (training/label_quality.py), listed for
+    review and never dropped: an appeal in the database (``appeal_id``) or a row of a base
+    training file (``source``: file and row)."""
+    __tablename__ = "label_suspects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)  # the retrain that found it
+    appeal_id: Mapped[str | None] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str | None] = mapped_column(String(255))
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(16))  # category (urgency later)
+    given: Mapped[str] = mapped_column(String(64))
+    suggested: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)  # cleanlab's label quality, 0-1: low = likely wrong
+    model_version: Mapped[str | None] = mapped_column(String(64))  # the challenger trained with it, if known
+    found_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
+    __table_args__ = (CheckConstraint("appeal_id IS NOT NULL OR source IS NOT NULL", name="ck_label_suspects_origin"),)
+
+
+class CityCategory(Base):
+    """A first-level category an admin added to the city's catalogue (beyond the routing
+    data), with its department: labels may use it, retraining learns it."""
+    __tablename__ = "city_categories"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(String(128))
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(Instant(), default=utcnow)
 
 
 def sqlite_path(url: str) -> str | None:

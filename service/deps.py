@@ -28,7 +28,8 @@ from service.config import Settings
 from service.db import ApiKey
 
 __all__ = ["SettingsDep", "SessionDep", "Filter", "COOKIE", "authenticate", "require", "reader", "Ingester",
-           "Classifier", "Labeller", "Reader", "MetricsReader", "StrictJSONRoute", "strict_json", "printable"]
+           "Classifier", "Labeller", "Reader", "MetricsReader", "ModelReader", "ModelAdmin", "StrictJSONRoute",
+           "strict_json", "printable"]
 
 COOKIE = "suqiu_key"  # the dashboard's cookie (HttpOnly, SameSite=Strict), holding an API key
 
@@ -133,6 +134,8 @@ Classifier = Annotated[ApiKey, Depends(require("classify"))]
 Labeller = Annotated[ApiKey, Depends(require("labels:write"))]
 Reader = Annotated[ApiKey, Depends(reader)]
 MetricsReader = Annotated[ApiKey, Depends(require("metrics"))]
+ModelReader = Annotated[ApiKey, Depends(require("models:read"))]  # the registry: analysts and admins
+ModelAdmin = Annotated[ApiKey, Depends(require("models:write"))]  # promote, roll back, retrain: admins
 
 
 # --- strict JSON bodies -----------------------------------------------------------------------

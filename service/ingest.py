@@ -59,8 +59,10 @@ def model_inputs(records: list[dict], *, max_text_chars: int) -> tuple[list[str]
     return texts, [r["time"].isoformat() if r.get("time") else None for r in records]
 
 
-def tag(state, texts: list[str], times: list[str | None]) -> list[dict]:
-    tags = state.tagger.tag(texts, received_at=times)
+def tag(state, texts: list[str], times: list[str | None], *, tagger=None) -> list[dict]:
+    """Tags of ``texts`` by ``tagger`` (default: the one served now, ``state.tagger``, read
+    once: service/model_watch.py may swap it at any time)."""
+    tags = (tagger or state.tagger).tag(texts, received_at=times)
     state.metrics.observe_tags(tags)
     return tags
 
@@ -97,9 +99,13 @@ def _store_one(state, records: list[dict], tags: list[dict]) -> Outcome:
 
 def _tag_each(state, valid) -> list[list[dict] | Exception]:
     """Tags per request: one tagging call for the group; if it fails, each request alone,
-    so an appeal the tagger cannot take fails only its own request."""
+    so an appeal the tagger cannot take fails only its own request. One tagger for the whole
+    group, read once, even if the model is swapped meanwhile: a group is stored in one
+    transaction whose predictions are of one model version (store.ingest)."""
+    tagger = state.tagger
     try:
-        tags = tag(state, [t for *_, texts, _ in valid for t in texts], [x for *_, times in valid for x in times])
+        tags = tag(state, [t for *_, texts, _ in valid for t in texts], [x for *_, times in valid for x in times],
+                   tagger=tagger)
     except Exception:  # noqa: BLE001
         log.exception("tagging a group of %d requests failed; tagging them one by one", len(valid))
     else:
@@ -111,7 +117,7 @@ def _tag_each(state, valid) -> list[list[dict] | Exception]:
     parts = []
     for _, _, texts, times in valid:
         try:
-            parts.append(tag(state, texts, times))
+            parts.append(tag(state, texts, times, tagger=tagger))
         except Exception as err:  # noqa: BLE001
             log.exception("tagging one request of %d appeals failed", len(texts))
             parts.append(err)

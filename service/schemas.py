@@ -260,3 +260,71 @@ class RepeatOut(BaseModel):
 class HotspotDetail(HotspotOut):
     appeal_ids: list[str]  # in time order
     repeats: list[RepeatOut]
+
+
+# --- review queue and taxonomy (ADR 0008) ---------------------------------------------------
+
+class ReviewItem(BaseModel):
+    """An unlabelled appeal ranked by how much a human label would help. ``text`` is the
+    redacted start of title and text; ``reasons`` name the signals that fired (``uncertain``,
+    ``needs_review``, ``possible_critical``, ``routing_disagrees``, ``new_vocabulary``),
+    strongest first; ``similar``: unlabelled near-duplicates ranked below it, not listed
+    separately (those among the appeals ranked up to the end of this page)."""
+    id: str
+    text: str
+    category: str
+    confidence: float
+    top_categories: list[str]
+    urgency: str | None
+    department: str | None
+    topic: str | None
+    model_version: str
+    score: float
+    margin: float  # top-two category probability margin of the stored prediction
+    unknown_share: float  # share of the appeal's words the serving model has never seen
+    reasons: list[str]
+    similar: list[str]
+
+
+class SuspectItem(BaseModel):
+    """A likely label error found by the last retrain: an appeal (``appeal_id``, with its
+    redacted ``text``) or a base training file's row (``source``, ``source_row``)."""
+    appeal_id: str | None
+    source: str | None
+    source_row: int | None
+    text: str | None
+    field: str
+    given: str
+    suggested: str
+    score: float  # label quality 0-1: low = likely wrong
+    run_id: str
+    model_version: str | None
+    found_at: datetime
+
+
+class ReviewPage(BaseModel):
+    kind: Literal["unlabelled", "suspect"]
+    data: list[ReviewItem] | list[SuspectItem]
+    count: int
+    next_cursor: str | None
+
+
+class CategoryIn(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64), Clean]
+    department: Annotated[str, StringConstraints(min_length=1, max_length=128), Clean]
+
+
+class CategoryOut(BaseModel):
+    """A first-level category: from the routing data (``source="routing"``) or added by an
+    admin (``"added"``, with who and when); ``in_model``: the serving model predicts it."""
+    name: str
+    department: str
+    source: Literal["routing", "added"]
+    in_model: bool
+    added_by: str | None = None
+    added_at: datetime | None = None
+
+
+class CategoriesOut(BaseModel):
+    data: list[CategoryOut]
+    count: int

@@ -6,15 +6,16 @@ from contextlib import nullcontext
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, delete, exists, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db import Appeal, AuditLog, Label, ModelVersion, Prediction, utcnow
+from service.db import Appeal, AuditLog, CityCategory, Label, LabelSuspect, ModelVersion, Prediction, utcnow
 
 __all__ = ["ConflictError", "register_model", "ingest", "list_appeals", "get_detail", "add_labels",
-           "encode_cursor", "decode_cursor"]
+           "encode_cursor", "decode_cursor", "added_categories", "list_added_categories", "add_category",
+           "replace_label_suspects", "list_label_suspects", "review_candidates", "parse_source"]
 
 
 class ConflictError(ValueError):
@@ -235,3 +236,127 @@ def add_labels(session: Session, *, appeal_id: str, changes: dict, reason: str |
     row.needs_review = False
     session.commit()
     return out
+
+
+# --- taxonomy changes: categories an admin added (ADR 0008) ------------------------------------
+
+def added_categories(session: Session) -> dict[str, str]:
+    """The categories an admin added, ``{name: department}`` in the order they were added:
+    what retraining may learn beyond the routing data (``Router.with_categories``)."""
+    return {c.name: c.department for c in list_added_categories(session)}
+
+
+def list_added_categories(session: Session) -> list[CityCategory]:
+    return list(session.scalars(select(CityCategory).order_by(CityCategory.added_at, CityCategory.name)))
+
+
+def add_category(session: Session, *, name: str, department: str, added_by: str) -> CityCategory:
+    """Add a category (already normalised) to the city's catalogue, audited; raises
+    :class:`ConflictError` when it is already there."""
+    if session.get(CityCategory, name) is not None:
+        raise ConflictError(f"category {name!r} already exists")
+    row = CityCategory(name=name, department=department, added_by=added_by, added_at=utcnow())
+    session.add(row)
+    session.add(AuditLog(actor=added_by, action="category.add", target=name, detail={"department": department}))
+    try:
+        session.commit()
+    except IntegrityError:  # added by another request meanwhile
+        session.rollback()
+        raise ConflictError(f"category {name!r} already exists") from None
+    return row
+
+
+# --- label suspects of the last retrain (training/label_quality.py) ----------------------------
+
+def parse_source(source) -> tuple[str | None, str | None, int | None]:
+    """(appeal_id, source, source_row) of a training row's source: ``appeal:ID`` is an appeal
+    in the database; anything else names a base training file's row (``FILE:ROW``; the row
+    is parsed when the text after the last ``:`` is a number).
+
+    >>> parse_source("appeal:A-1"), parse_source("train.csv:12"), parse_source(7)
+    (('A-1', None, None), (None, 'train.csv:12', 12), (None, '7', 7))
+    """
+    text = str(source)
+    if text.startswith("appeal:"):
+        return text[len("appeal:"):], None, None
+    tail = text.rsplit(":", 1)[-1]
+    return None, text[:255], int(tail) if tail.isascii() and tail.isdigit() and len(tail) < 10 else None
+
+
+def replace_label_suspects(session: Session, suspects, *, run_id: str | None = None, model_version: str | None = None,
+                           field: str = "category") -> str:
+    """Store the likely label errors of a retrain (the frame of
+    :func:`training.label_quality.find_label_issues`: ``source, given, suggested, score``) in
+    place of the previous retrain's, in one transaction; returns the run id (default: the
+    time). Suspects of appeals no longer stored are skipped."""
+    now = utcnow()
+    run_id = run_id or now.strftime("%Y%m%d-%H%M%S-%f")
+    rows = []
+    for src, given, suggested, score in zip(suspects["source"], suspects["given"], suspects["suggested"],
+                                            suspects["score"]):
+        appeal_id, source, source_row = parse_source(src)
+        rows.append({"run_id": run_id, "appeal_id": appeal_id, "source": source, "source_row": source_row,
+                     "field": field, "given": str(given)[:64], "suggested": str(suggested)[:64],
+                     "score": float(score), "model_version": model_version, "found_at": now})
+    ids = sorted({r["appeal_id"] for r in rows if r["appeal_id"] is not None})
+    stored = set()
+    for start in range(0, len(ids), 1000):
+        stored |= set(session.scalars(select(Appeal.id).where(Appeal.id.in_(ids[start:start + 1000]))))
+    rows = [r for r in rows if r["appeal_id"] is None or r["appeal_id"] in stored]
+    session.execute(delete(LabelSuspect).where(LabelSuspect.field == field))
+    if rows:
+        session.execute(insert(LabelSuspect), rows)
+    session.commit()
+    return run_id
+
+
+def list_label_suspects(session: Session, *, field: str = "category", offset: int = 0, limit: int = 100):
+    """The stored suspects, most likely wrong first (lowest score), with the appeal's title
+    and text for those in the database: (rows, whether more follow)."""
+    q = (select(LabelSuspect, Appeal.title, Appeal.text)
+         .outerjoin(Appeal, Appeal.id == LabelSuspect.appeal_id)
+         .where(LabelSuspect.field == field)
+         .order_by(LabelSuspect.score, LabelSuspect.id).offset(offset).limit(limit + 1))
+    rows = session.execute(q).all()
+    return rows[:limit], len(rows) > limit
+
+
+# --- the review queue's candidates (service/routes/review.py) ---------------------------------
+
+_REVIEW_COLUMNS = (Appeal.seq, Appeal.id, Appeal.title, Appeal.text, Prediction.category, Prediction.confidence,
+                   Prediction.scores, Prediction.needs_review, Prediction.urgency, Prediction.cues,
+                   Prediction.department, Prediction.topic, Prediction.model_version)
+
+
+def review_candidates(session: Session, *, uncertain: int, newest: int) -> list:
+    """The appeals without a human category label that the review queue scores, each with
+    its latest prediction, in arrival order: the ``uncertain`` least confident of those
+    flagged for review, and the ``newest`` (new vocabulary arrives with new appeals).
+
+    The first walks the partial index of flagged predictions by confidence
+    (``ix_predictions_review_confidence``) and stops after ``uncertain`` hits, instead of
+    sorting every stored prediction (at 100,000 appeals: ~10 ms instead of ~800 ms on
+    SQLite, ADR 0008); the second walks appeals from the newest. Both read keys only;
+    the rows follow by primary key, in chunks.
+    """
+    from sqlalchemy.orm import aliased
+
+    later = aliased(Prediction)
+    unlabelled = ~exists().where(Label.appeal_id == Prediction.appeal_id, Label.field == "category")
+    is_latest = Prediction.id == (select(func.max(later.id)).where(later.appeal_id == Prediction.appeal_id)
+                                  .correlate(Prediction).scalar_subquery())
+    pids = set(session.scalars(select(Prediction.id).where(Prediction.needs_review, is_latest, unlabelled)
+                               .order_by(Prediction.confidence, Prediction.id).limit(uncertain)))
+    if newest:
+        latest = (select(func.max(Prediction.id)).where(Prediction.appeal_id == Appeal.id)
+                  .correlate(Appeal).scalar_subquery())
+        no_label = ~exists().where(Label.appeal_id == Appeal.id, Label.field == "category")
+        pids |= set(session.scalars(select(latest).select_from(Appeal).where(no_label)
+                                   .order_by(Appeal.seq.desc()).limit(newest)))
+    pids.discard(None)  # an appeal without a prediction (none is stored so, but the column allows it)
+    ordered = sorted(pids)
+    rows = []
+    for start in range(0, len(ordered), 500):
+        rows += session.execute(select(*_REVIEW_COLUMNS).join(Prediction, Prediction.appeal_id == Appeal.id)
+                                .where(Prediction.id.in_(ordered[start:start + 500]))).all()
+    return sorted(rows, key=lambda r: r.seq)

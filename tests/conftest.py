@@ -63,7 +63,10 @@ def database_url(request, tmp_path):
 @contextmanager
 def api_env(database_url: str, model_dir, *, raise_server_exceptions: bool = True, **settings):
     """The API on a migrated database with one key per role: (TestClient, keys by role,
-    a sessionmaker on the same database)."""
+    a sessionmaker on the same database). Its model registry is a new, empty directory
+    unless ``registry_dir`` is given: no test promotes or rolls back in models/registry."""
+    import tempfile
+
     from fastapi.testclient import TestClient
     from sqlalchemy.orm import sessionmaker
 
@@ -77,9 +80,42 @@ def api_env(database_url: str, model_dir, *, raise_server_exceptions: bool = Tru
     S = sessionmaker(engine)
     with S() as s:
         keys = {role: create_key(s, role=role, name=f"test-{role}") for role in ROLES}
+    scratch = tempfile.TemporaryDirectory(prefix="suqiu-registry-")
+    settings.setdefault("registry_dir", scratch.name)
     app = create_app(Settings(database_url=database_url, model_dir=model_dir, **settings))
     try:
         with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
             yield client, keys, S
     finally:
         engine.dispose()
+        scratch.cleanup()
+
+
+@pytest.fixture(scope="session")
+def two_versions(tmp_path_factory, demo_bundle, demo_frame):
+    """Two different real bundles to copy into a registry (models/registry.py, ADR 0007):
+    ``{"v1": path, "v2": path}``, v1 the demo bundle, v2 trained on another sample of the
+    demo corpus; each manifest's version is its directory's name."""
+    from models.registry import save_bundle
+    from training.train import train_bundle
+
+    root = tmp_path_factory.mktemp("versions")
+    other = train_bundle(demo_frame.sample(frac=0.5, random_state=1), root / "train-v2", evaluate=False,
+                         progress=False)
+    out = {}
+    for name, bundle in (("v1", demo_bundle), ("v2", other)):
+        extra = {k: v for k, v in bundle.manifest.items()
+                 if k not in {"format", "version", "created", "models", "files", "libraries"}}
+        out[name] = save_bundle(root / name, bundle.models, version=name, extra=extra).path
+    return out
+
+
+@pytest.fixture
+def registry(tmp_path, two_versions):
+    """A new registry holding v1 and v2 (no champion yet)."""
+    import shutil
+
+    reg = tmp_path / "registry"
+    for name, path in two_versions.items():
+        shutil.copytree(path, reg / name)
+    return reg

@@ -35,13 +35,15 @@ APPEAL = {"id": "A-1", "time": "2025-12-18T07:40:00", "title": "暖气不热",
 
 # --- Roles ------------------------------------------------------------------------------
 def test_the_permissions_table():
-    """Ingest keys (the hotline's systems) write and classify; analysts read, label, classify and
-    scrape metrics, but never ingest; admins do everything."""
+    """Ingest keys (the hotline's systems) write and classify; analysts read, label, classify,
+    scrape metrics and list model versions, but never ingest; admins do everything, alone
+    changing the registry and the city's categories."""
     assert ROLES == ("ingest", "analyst", "admin")
     assert PERMISSIONS == {
         "ingest": {"appeals:write", "classify"},
-        "analyst": {"appeals:read", "labels:write", "classify", "metrics"},
-        "admin": {"appeals:write", "appeals:read", "labels:write", "classify", "metrics"},
+        "analyst": {"appeals:read", "labels:write", "classify", "metrics", "models:read"},
+        "admin": {"appeals:write", "appeals:read", "labels:write", "classify", "metrics", "models:read", "models:write",
+                  "categories:write"},
     }
 
 

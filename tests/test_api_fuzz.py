@@ -33,7 +33,8 @@ def served(request, tmp_path_factory, demo_bundle):
     engine = make_engine(url)
     with sessionmaker(engine)() as s:
         key = create_key(s, role="admin", name="fuzz")
-    app = create_app(Settings(database_url=url, model_dir=demo_bundle.path, max_text_chars=3000))
+    app = create_app(Settings(database_url=url, model_dir=demo_bundle.path, max_text_chars=3000,
+                              registry_dir=tmp_path_factory.mktemp("fuzz-registry")))  # it promotes and rolls back
     with TestClient(app, raise_server_exceptions=False) as client:
         yield app, client, key
     engine.dispose()

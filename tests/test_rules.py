@@ -131,3 +131,22 @@ def test_pattern_set_of_only_unscannable_patterns():
     ps = PatternSet([re.compile(r"(?<=没)有"), re.compile(b"x")])
     assert ps.candidates("有") == [0, 1]
     assert PatternSet([]).candidates("有") == []
+
+
+def test_a_router_extended_with_added_categories_routes_them_and_keeps_the_files():
+    router = default_router()
+    wider = router.with_categories({"数字城管": "市数字化城市管理中心", "城乡建设": "别处"})
+    assert router.with_categories({}) is router and router.with_categories(None) is router
+    assert wider.categories == router.categories + ["数字城管"]
+    assert wider.route("数字城管", "井盖丢失，暖气管道外露") == ("市数字化城市管理中心", None)
+    assert wider.route("城乡建设", "小区暖气不热") == router.route("城乡建设", "小区暖气不热")  # the file's rule wins
+    assert "数字城管" not in router.categories  # the default router is not changed
+
+
+@pytest.mark.parametrize("text, categories", [
+    ("小区暖气不热", {"城乡建设"}),
+    ("没有燃气泄漏", set()),
+    ("路灯不亮", set()),
+])
+def test_topic_categories_are_those_whose_keywords_occur_not_negated(text, categories):
+    assert default_router().topic_categories(normalise(text)) == categories

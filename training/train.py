@@ -12,7 +12,7 @@ import pandas as pd
 from corpora.records import appeal_texts
 from corpora.rules import default_router
 from models.category import CategoryClassifier
-from models.registry import REGISTRY_DIR, Bundle, data_hash, save_bundle, set_current as _set_current
+from models.registry import Bundle, data_hash, save_bundle
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     if "category" not in data.columns or data["category"].isna().all():
         raise ValueError("training data has no 'category' column with labels (一级标签)")
     labelled = data[data["category"].notna()].reset_index(drop=True)
-    router = default_router()
-    check_labels(labelled["category"].tolist(), set(router.categories) | set(categories or {}), field="category")
+    router = default_router().with_categories(categories)
+    check_labels(labelled["category"].tolist(), set(router.categories), field="category")
     texts = appeal_texts(labelled)
     y = labelled["category"].to_numpy(dtype=object)
     metrics = {}
@@ -95,10 +95,14 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     info["train_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     models["training_rows"] = rows
     bundle = save_bundle(out, models, version=version, extra={**info, **(extra or {})})
-    if set_current:
+    if set_current:  # the registry every command and the service read: SUQIU_REGISTRY_DIR (ADR 0007)
+        from models.registry import promote
+        from service.config import Settings
+
+        registry = Settings().registry_dir.resolve()
         out = Path(out).resolve()
-        if out.parent != REGISTRY_DIR.resolve():
-            raise ValueError(f"--set-current needs --out inside {REGISTRY_DIR}")
-        _set_current(out)
+        if out.parent != registry:
+            raise ValueError(f"--set-current needs --out inside the registry {registry} (SUQIU_REGISTRY_DIR)")
+        promote(out.name, by="suqiu train", reason="suqiu train --set-current", registry=registry)
     log.info("saved bundle %s to %s", bundle.version, bundle.path)
     return bundle

@@ -17,9 +17,9 @@ __all__ = ["api_router"]
 
 def api_router(settings: Settings) -> APIRouter:
     """Every route of the service."""
-    from service.routes import appeals, classify, dashboard, digests, hotspots, labels, ops
+    from service.routes import appeals, categories, classify, dashboard, digests, hotspots, labels, models, ops, review
 
     r = APIRouter()
-    for module in (ops, appeals, classify, hotspots, labels, digests, dashboard):
+    for module in (ops, appeals, classify, hotspots, labels, digests, dashboard, models, review, categories):
         r.include_router(module.router(settings))
     return r

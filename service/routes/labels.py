@@ -6,6 +6,7 @@ from corpora.text import normalise
 from service import store
 from service.config import Settings
 from service.deps import Labeller, SessionDep, StrictJSONRoute
+from service.routes.categories import allowed_categories
 from service.schemas import LabelIn, LabelOut
 
 
@@ -19,10 +20,11 @@ def router(settings: Settings) -> APIRouter:
         if not changes:
             raise HTTPException(422, "give a new category and/or urgency")
         if "category" in changes:
-            allowed = request.app.state.tagger.router.categories
             changes["category"] = normalise(changes["category"])
+            allowed = allowed_categories(request.app.state.tagger, s)  # routing data + categories an admin added
             if changes["category"] not in allowed:
-                raise HTTPException(422, f"unknown category {changes['category']!r}; allowed: {allowed}")
+                raise HTTPException(422, f"unknown category {changes['category']!r}; allowed: {allowed} "
+                                         "(an admin adds a category with POST /v1/categories)")
         try:
             with request.app.state.write_lock:
                 labels = store.add_labels(s, appeal_id=appeal_id, changes=changes, reason=body.reason,

@@ -20,7 +20,7 @@ def router(settings: Settings) -> APIRouter:
 
     @r.get("/readyz")
     def readyz(request: Request):
-        tagger = getattr(request.app.state, "tagger", None)
+        tagger = getattr(request.app.state, "tagger", None)  # once: a swap may happen meanwhile
         try:
             with request.app.state.engine.connect() as c:
                 c.execute(sql_text("SELECT 1"))
@@ -28,7 +28,7 @@ def router(settings: Settings) -> APIRouter:
         except OperationalError:
             db = False
         body = {"model_loaded": tagger is not None, "model_version": tagger.version if tagger else None,
-                "database": db}
+                "model_pinned": bool(getattr(request.app.state, "model_pinned", False)), "database": db}
         return JSONResponse(body, status_code=200 if tagger is not None and db else 503)
 
     @r.get("/metrics", response_class=Response)
