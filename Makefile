@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHARED  ?= ../shared/corpora
 MODEL   := models/registry/demo
 
-.PHONY: run test bench bench-trends bench-hostile bench-digest mutation venv model clean
+.PHONY: run test bench bench-trends bench-hostile bench-digest bench-retrain mutation notebooks fonts venv model clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -26,7 +26,7 @@ model: $(MODEL)/manifest.json
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-run: $(STAMP) $(MODEL)/manifest.json
+run: $(STAMP) $(MODEL)/manifest.json fonts
 	$(BIN)/suqiu classify --model $(MODEL) --input corpora/data/sample_new_appeals.csv --output var/sample_tags.jsonl -q
 	@$(BIN)/python -m service.show var/sample_tags.jsonl
 	$(BIN)/suqiu ingest --model $(MODEL) --input corpora/data/demo_appeals.csv -q
@@ -39,7 +39,7 @@ run: $(STAMP) $(MODEL)/manifest.json
 	@echo "  curl -s 'http://$(HOST):$(PORT)/v1/appeals?urgency=urgent&limit=5' -H \"X-API-Key: \$$(cat var/demo_admin.key)\""
 	@echo "  the weekly digest: curl -s http://$(HOST):$(PORT)/v1/digests/2025-12-28 -H 'Accept: text/html' -H \"X-API-Key: \$$(cat var/demo_admin.key)\" > digest.html"
 	@echo "Dashboard (sign in with the key in var/demo_admin.key): http://$(HOST):$(PORT)/dashboard"
-	SUQIU_MODEL_DIR=$(MODEL) $(BIN)/suqiu serve --host $(HOST) --port $(PORT)
+	$(BIN)/suqiu serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -92,6 +92,25 @@ bench-trends: $(STAMP)
 # The weekly digest: ~10,000 appeals a week, two years of history; from a file and from SQLite.
 bench-digest: $(STAMP)
 	$(BIN)/python -m training.bench_digest
+
+# Retraining on the real labelled data (issue 16): corrections in batches of 200 through the API,
+# review-queue order vs random, a poisoned batch; writes var/bench_retrain.json and .svg. Then the
+# time of one `suqiu retrain` on the full data.
+bench-retrain: $(STAMP)
+	$(BIN)/python -m training.bench_retrain
+	$(BIN)/python -m training.bench_retrain --time-full-retrain
+
+# The digest's charts (and the notebooks' plots) need a CJK font: Debian's fonts-noto-cjk.
+fonts:
+	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    { apt-get install -y -qq fonts-noto-cjk || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; }; } >/dev/null; \
+	  else echo "note: install Debian's fonts-noto-cjk (sudo apt-get install fonts-noto-cjk) for the digest's charts"; fi; }
+
+# The notebooks (issue 18), run top to bottom in full (real data from $(SHARED) when present);
+# executed copies and times.json go to var/notebooks/, never into notebooks/. The tests run them in CI mode.
+notebooks: $(STAMP) fonts
+	$(BIN)/python notebooks/run.py --mode full --shared "$(SHARED)" --out var/notebooks
 
 clean:
 	rm -rf var models/registry

@@ -17,6 +17,7 @@ Writes var/bench_retrain.json and var/bench_retrain.svg (macro-F1 per batch, bot
 
     python -m training.bench_retrain                    # full pool, one seed
     python -m training.bench_retrain --max-batches 4    # a quick look
+    python -m training.bench_retrain --time-full-retrain   # one `suqiu retrain` on all of it, timed
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "corpora" / "tipdm2020c" / "appeals_labelled_dev.csv"
+REAL_URGENCY = ROOT.parent / "shared" / "corpora" / "urgency" / "labels_dev.csv"
 COLS = ["id", "time", "title", "text", "district"]
 
 
@@ -192,6 +194,39 @@ def _figure(results: dict, reference: float, path: Path) -> None:
     plt.close(fig)
 
 
+def time_full_retrain(data: Path, urgency: Path | None, scratch: Path) -> dict:
+    """Wall and CPU seconds of ``suqiu retrain`` on the whole real data, as a new user runs
+    it: a champion trained on the same files, a database without labels yet."""
+    import os
+    import subprocess
+
+    from corpora.records import read_appeals
+    from models.registry import promote
+    from training.train import train_bundle
+
+    registry = scratch / "registry"
+    frame = read_appeals(data).frame
+    urg = read_appeals(urgency).frame if urgency is not None and urgency.exists() else None
+    train_bundle(frame, registry / "champion", urgency_data=urg, evaluate=False, progress=False, version="champion")
+    promote("champion", by="bench", registry=registry)
+    env = {**os.environ, "SUQIU_REGISTRY_DIR": str(registry), "SUQIU_DATABASE_URL": f"sqlite:///{scratch / 'db.sqlite'}"}
+    cmd = [sys.executable, "-m", "service.cli", "retrain", "--data", str(data), "-q"]
+    if urg is not None:
+        cmd += ["--urgency-data", str(urgency)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-2000:])
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    return {"appeals": len(frame), "urgency_labels": 0 if urg is None else len(urg), "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "load_1min": round(os.getloadavg()[0], 2), "reported_seconds": out.get("seconds"),
+            "label_check_seconds": (out.get("label_suspects") or {}).get("seconds"), "reason": out["reason"]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REAL)
@@ -200,10 +235,24 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--report", type=Path, default=ROOT / "var" / "bench_retrain.json")
     ap.add_argument("--figure", type=Path, default=ROOT / "var" / "bench_retrain.svg")
+    ap.add_argument("--time-full-retrain", action="store_true",
+                    help="only time one `suqiu retrain` on the whole data (var/bench_retrain_time.json)")
+    ap.add_argument("--urgency-data", type=Path, default=REAL_URGENCY)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if not args.data.exists():
         print(f"{args.data}: not found; make bench-retrain needs the real labelled data in ../shared", file=sys.stderr)
+        return 0
+    if args.time_full_retrain:
+        scratch = Path(tempfile.mkdtemp(prefix="suqiu-bench-retrain-"))
+        try:
+            timing = time_full_retrain(args.data, args.urgency_data, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        path = args.report.with_name("bench_retrain_time.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(timing, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(json.dumps(timing, ensure_ascii=False))
         return 0
     from corpora.records import read_appeals
     from training.train import train_bundle
