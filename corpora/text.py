@@ -1,7 +1,8 @@
 """Chinese text pipeline: normalisation, title joining, segmentation and PII redaction.
 
 Everything that leaves Suqiu for a human (reports, logs, examples) goes through
-:func:`redact`. Models see :func:`normalise`-d text.
+:func:`redact`, and text shown to a reader (digest excerpts, the review queue) through
+:func:`redact_names` as well. Models see :func:`normalise`-d text.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-__all__ = ["normalise", "strip_control", "join_title", "redact", "tokenize", "is_negated", "DATA_DIR"]
+__all__ = ["normalise", "strip_control", "join_title", "redact", "redact_names", "names_in", "tokenize", "is_negated",
+           "DATA_DIR"]
 
 # Export junk seen in real message-board dumps: Excel's escaped CR, anchor remnants,
 # HTML tags and entities.
@@ -140,6 +142,108 @@ def redact(text: str | None, *, placeholder: str | None = None) -> str:
             parts += [out[last:m.start()], label if placeholder is None else placeholder]
             last = m.end()
         out = "".join(parts) + out[last:]
+    return out
+
+
+# --- Personal names ----------------------------------------------------------------
+# Two signals: a name after words that introduce one (我叫, 联系人：, 村民 …) or before a form
+# of address (王先生), and the spans jieba's part-of-speech tagger marks as person names
+# (nr) that start with a surname and are not common words it also tags so
+# (corpora/data/names.txt). Over-redacting a word costs a reader little; a missed name is
+# personal data shown.
+@lru_cache(maxsize=1)
+def _name_rules():
+    sections, current = {}, None
+    for line in (DATA_DIR / "names.txt").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+        elif current is not None:
+            current.append(line)
+    surnames = "".join(sections.get("surnames", []))
+    not_names = frozenset(w for line in sections.get("not_names", []) for w in line.split())
+    place_suffix = frozenset("".join(sections.get("place_suffix", [])))
+    place_end = frozenset("".join(sections.get("place_end", [])))
+    han = r"[\u4e00-\u9fff·]{2,4}?"
+    after = re.compile(r"(我叫|本人叫|名叫|我是(?=[" + surnames + r"])|姓名[:：为是]?|联系人[:：为是]?|"
+                       r"投诉人[:：为是]?|反映人[:：为是]?|来电人[:：为是]?|户主[:：为是]?|签名[:：]?|"
+                       r"(?:村民|居民|业主|住户|市民|职工|员工|工人|家属|老人|学生|患者|病人)(?=[" + surnames + r"]))\s*"
+                       r"(" + han + r")(?=[,，。;；:：\s、!！?？(（\d]|电话|手机|身份|住|家住|反映|投诉|说|称|$)")
+    address = re.compile(r"[" + surnames + r"][\u4e00-\u9fff]?(?:先生|女士|小姐|师傅|阿姨|大爷|大妈|老师)")
+    return set(surnames), not_names, place_suffix, place_end, after, address
+
+
+@lru_cache(maxsize=65536)
+def _names(text: str) -> tuple[tuple[int, int], ...]:
+    """Character spans of personal names in ``text``, sorted, not overlapping."""
+    import rjieba
+
+    surnames, not_names, place_suffix, place_end, after, address = _name_rules()
+    spans = [m.span(2) for m in after.finditer(text)] + [m.span() for m in address.finditer(text)]
+    pos, tokens = 0, rjieba.tag(text)
+    i = 0
+    while i < len(tokens):
+        if tokens[i][1] != "nr":
+            pos += len(tokens[i][0])
+            i += 1
+            continue
+        start, j = pos, i
+        while j < len(tokens) and tokens[j][1] == "nr":
+            pos += len(tokens[j][0])
+            j += 1
+        if start and text[start - 1] in surnames and text[start] not in surnames and i and len(tokens[i - 1][0]) == 1:
+            start -= 1  # a surname jieba split off as another word: 黄 + 海涛
+        word = text[start:pos]
+        nxt = text[pos:pos + 1]
+        place = nxt in place_suffix or (len(word) >= 3 and word[-1] in place_end)
+        if 2 <= len(word) <= 4 and word[0] in surnames and word not in not_names and not place:
+            spans.append((start, pos))
+        i = j
+    # a name found once is redacted wherever else it stands in the text ("申请人:X … 我是X")
+    for word in {text[a:b] for a, b in spans if b - a >= 2}:
+        spans += [m.span() for m in re.finditer(re.escape(word), text)]
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def redact_names(text: str | None, *, placeholder: str = "[姓名]") -> str:
+    """:func:`redact`, then personal names replaced by ``placeholder``.
+
+    Examples
+    --------
+    >>> redact_names("村民张建国反映暖气不热，电话13812345678，王先生说物业不管，谢谢")
+    '村民[姓名]反映暖气不热，电话[手机号]，[姓名]说物业不管，谢谢'
+    >>> redact_names("向阳路的路灯坏了，联系人：陈晓")
+    '向阳路的路灯坏了，联系人：[姓名]'
+    """
+    out = redact(text)
+    if not out:
+        return out
+    parts, last = [], 0
+    for a, b in _names(out):
+        parts += [out[last:a], placeholder]
+        last = b
+    return "".join(parts) + out[last:]
+
+
+def names_in(texts) -> set[str]:
+    """The personal names :func:`redact_names` removes from ``texts`` (to keep them out of
+    words drawn from those texts, e.g. a group's summary).
+
+    >>> sorted(names_in(["我叫张伟，暖气不热", "王先生反映"]))
+    ['张伟', '王先生']
+    """
+    out = set()
+    for t in texts:
+        t = redact(t)
+        out.update(t[a:b] for a, b in _names(t))
     return out
 
 

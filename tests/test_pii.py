@@ -112,3 +112,27 @@ def test_trend_alert_district_and_category_are_redacted():
     det = TrendDetector().fit(frame)
     alert = det._alert("spike", Series("category", f"类别{MOBILE}", f"{ID_NUMBER}区"), 0, 40, 42, 9, 2.0, 5.0, "摘要")
     assert leaks(json.dumps(alert, ensure_ascii=False)) == [], alert
+
+
+# --- personal names (corpora/text.py: redact_names, rules in corpora/data/names.txt) ---------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("村民张建国反映暖气不热", "村民[姓名]反映暖气不热"),             # after a word that introduces a person
+    ("联系人：陈晓，电话13812345678", "联系人：[姓名]，电话[手机号]"),
+    ("我叫刘秀英，家住幸福里", "我叫[姓名]，家住幸福里"),
+    ("王先生说物业不管", "[姓名]说物业不管"),                        # a form of address
+    ("物业经理黄海涛一直不处理", "物业经理[姓名]一直不处理"),          # tagged a person name by jieba
+    ("申请人张建国。……我是张建国的邻居", "申请人[姓名]。……我是[姓名]的邻居"),  # found once, redacted everywhere
+])
+def test_names_are_redacted(raw, expected):
+    from corpora.text import redact_names
+
+    assert redact_names(raw) == expected
+
+
+@pytest.mark.parametrize("text", ["谢谢您，请尽快处理许可证的事", "向阳路的路灯坏了", "严格执行高峰时段限行"])
+def test_common_words_and_places_jieba_tags_as_names_are_kept(text):
+    from corpora.text import redact_names
+
+    assert redact_names(text) == text
+

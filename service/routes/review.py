@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from corpora.text import join_title, redact
+from corpora.text import join_title, redact_names
 from service import store
 from service.config import Settings
 from service.deps import Reader, SessionDep, StrictJSONRoute
@@ -30,15 +30,15 @@ SIMILAR_SHOWN = 10
 
 
 def short_text(title, text, *, chars: int = SHORT_CHARS) -> str:
-    """The start of an appeal for a reviewer: redacted first, then cut (so a cut cannot leave
-    half a phone number that the redaction no longer recognises).
+    """The start of an appeal for a reviewer: personal data and names redacted first, then
+    cut (so a cut cannot leave half a phone number that the redaction no longer recognises).
 
     >>> short_text("反映停水问题", "幸福里小区停水两天了，联系电话13812345678")
     '反映停水问题。幸福里小区停水两天了,联系电话[手机号]'
     >>> short_text("反映停水问题", "幸福里小区停水两天了，联系电话13812345678", chars=24)
     '反映停水问题。幸福里小区停水两天了,联系电话[手…'
     """
-    shown = redact(join_title(title, text))
+    shown = redact_names(join_title(title, text))
     return shown if len(shown) <= chars else shown[:chars] + "…"
 
 
