@@ -96,7 +96,8 @@ def join_title(title: str | None, text: str | None) -> str:
 _PII_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("[邮箱]", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
     ("[身份证号]", re.compile(r"(?<!\d)\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)")),
-    ("[银行卡号]", re.compile(r"(?<!\d)(?:\d{4}[ -]?){3,4}\d{1,4}(?!\d)")),
+    # 16–19 digits, in groups or not (bank cards); not a timestamp such as a model version 20261130-145928
+    ("[银行卡号]", re.compile(r"(?<!\d)\d(?:[ -]?\d){15,18}(?!\d)")),
     ("[手机号]", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)")),
     ("[电话]", re.compile(r"(?<!\d)(?:(?:\(0\d{2,3}\)|0\d{2,3})[- ]?[2-8]\d{2,3}[- ]?\d{4}|[2-8]\d{6,7})(?!\d)")),
     ("[车牌号]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-Z][·.]?[A-Z0-9]{4,5}[A-Z0-9挂学警港澳]")),

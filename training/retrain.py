@@ -216,14 +216,16 @@ def gate(champion: dict, challenger: dict, policy: GatePolicy, *, suspects: dict
     rule("min_heldout", n >= policy.min_heldout,
          f"{n} held-out appeals the champion never trained on (need ≥ {policy.min_heldout})")
     if suspects is not None and suspects.get("new_labels"):
-        # Where the check flags many base labels too (a small or templated corpus the fast
-        # model cannot tell apart), only twice the base data's share condemns the new labels.
-        share, base = suspects["new_suspect"] / suspects["new_labels"], suspects.get("base_share", 0.0)
-        allowed = max(policy.max_suspect_share, 2 * base)
+        # Where the check flags many other labels too (a small or templated corpus the fast
+        # model cannot tell apart), only twice their share (checked without the new labels)
+        # condemns the new ones.
+        share, base = suspects["new_suspect"] / suspects["new_labels"], suspects.get("base_share")
+        allowed = max(policy.max_suspect_share, 2 * (base or 0.0))
         rule("label_quality", share <= allowed,
              f"{suspects['new_suspect']} of {suspects['new_labels']} new human labels ({share:.0%}) look like "
-             f"label errors (allowed ≤ {allowed:.0%}: {policy.max_suspect_share:.0%}, or twice the base data's "
-             f"{base:.0%})")
+             f"label errors (allowed ≤ {allowed:.0%}: {policy.max_suspect_share:.0%}" +
+             (f", or twice the {base:.0%} of the other labels, checked without the new ones)" if base is not None
+              else ")"))
     if n:
         a, b = cat_a.get("macro_f1") or 0.0, cat_b.get("macro_f1") or 0.0
         rule("macro_f1", b >= a - policy.macro_f1_tolerance,
@@ -320,10 +322,18 @@ def retrain(base: pd.DataFrame, *, human: pd.DataFrame, registry, by: str, urgen
         new = cat["human"].to_numpy(bool) & ~np.isin(cat["key"].to_numpy(np.uint64),
                                                        np.zeros(0, np.uint64) if seen is None else seen["category"])
         flagged = np.isin(cat["source"].to_numpy(dtype=object), issues["source"].to_numpy(dtype=object))
-        base_rows = ~cat["human"].to_numpy(bool)
-        suspects = {"found": len(issues), "new_labels": int(new.sum()), "new_suspect": int((flagged & new).sum()),
-                    "base_share": float(flagged[base_rows].mean()) if base_rows.any() else 0.0,
-                    "seconds": elapsed(t1)}
+        suspects = {"found": len(issues), "new_labels": int(new.sum()), "new_suspect": int((flagged & new).sum())}
+        # How often the check flags labels the new ones did not touch: measured without them,
+        # or a poisoned batch would raise its own allowance by confusing the check's model.
+        old = ~new
+        base_share = None  # measured only when the new labels' share is over the set one
+        if suspects["new_labels"] and suspects["new_suspect"] > policy.max_suspect_share * suspects["new_labels"] \
+                and old.sum() >= 2:
+            without = find_label_issues(cat["text"][old].tolist(), cat["label"][old].to_numpy(dtype=object),
+                                        sources=cat["source"][old].tolist(), groups=groups[old],
+                                        random_state=random_state)
+            base_share = len(without) / int(old.sum())
+        suspects.update(base_share=base_share, seconds=elapsed(t1))
         report["label_suspects"] = suspects
         if on_suspects is not None:
             on_suspects(issues, version)
