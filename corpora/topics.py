@@ -57,10 +57,12 @@ class TopicLexicon:
                 out.append(t.name)
         return out
 
-    def assign_many(self, texts) -> list[list[str]]:
+    def assign_many(self, texts, *, normalised: bool = False) -> list[list[str]]:
         """:meth:`assign` for each of ``texts`` (no category), the same lists, faster: one
         Vectorscan pass per text says which topics' keywords occur at all
         (:class:`corpora.rules.PatternSet`), and only those are checked for negation.
+        ``normalised``: the texts are :func:`corpora.text.normalise`-d already (and are
+        matched as they are).
 
         Examples
         --------
@@ -69,7 +71,8 @@ class TopicLexicon:
         """
         out = []
         for text in texts:
-            text = normalise(text)
+            if not normalised:
+                text = normalise(text)
             found = []
             for i in self._patterns.candidates(text):
                 t = self.topics[i]

@@ -60,12 +60,14 @@ distinct senders; an appeal without a sender counts as one person per distinct t
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import re
 from collections import Counter
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -131,10 +133,41 @@ def _content_words(tokens: list[str], places: list[Place]) -> list[str]:
 
 
 def _topics_of(text: str) -> frozenset:
-    from corpora.text import is_negated
+    """The topics of a normalised text (:meth:`corpora.topics.TopicLexicon.assign_many`)."""
+    return frozenset(_topics().assign_many([text], normalised=True)[0])
 
-    return frozenset(t.name for t in _topics().topics
-                     if any(not is_negated(text, m.start()) for m in t.pattern.finditer(text)))
+
+def _warm_up() -> None:
+    """Load what grouping reads (segmenter, rule files, the topics' Vectorscan database):
+    before forking processes that group, so they share it rather than each loading it."""
+    _topics_of(tokenize("小区暖气不热")[0])
+    find_places("幸福里小区")
+    _repeat_cues()
+    _stopwords()
+
+
+def _normalised(raw: str) -> tuple[str, str]:
+    """(the normalised text, its letters and digits lower-cased: exact re-posts share it)."""
+    text = normalise(raw)
+    return text, _NOT_WORD.sub("", text.lower())
+
+
+class _TextFeatures(NamedTuple):
+    """An appeal's features that its text and district alone decide (see ``_text_features``)."""
+
+    text: str
+    stripped: str
+    best: Place | None
+    district: str | None
+    a_key: str | None
+    conflict_key: str | None
+    words: list | None
+    counts: Counter | None
+    wordset: set | None
+    places: frozenset | None
+    topics: frozenset | None
+    sig: np.ndarray | None
+    band_keys: list | None
 
 
 def _rank_words(word_lists: list[list[str]], idf, k: int) -> list[str]:
@@ -147,9 +180,11 @@ def _rank_words(word_lists: list[list[str]], idf, k: int) -> list[str]:
             first.setdefault(w, len(first))
     # words most of the group shares come first; rarity (idf) orders words shared alike
     floor = max(1, math.ceil(0.3 * len(word_lists)))
-    scored = sorted(df, key=lambda w: (df[w] < floor, -(df[w] * (1 + math.log(tf[w])) * math.sqrt(idf(w))),
-                                       first[w]))
-    return scored[:k]
+    shared = [w for w in df if df[w] >= floor]
+    # the k first of sorting every word: when k words are shared, no other can be among them
+    return heapq.nsmallest(k, shared if len(shared) >= k else df,
+                           key=lambda w: (df[w] < floor, -(df[w] * (1 + math.log(tf[w])) * math.sqrt(idf(w))),
+                                          first[w]))
 
 
 def _best_place(places: list[Place | None]) -> str | None:
@@ -247,7 +282,7 @@ def _cosine(a: dict, b: dict) -> float:
     """Cosine of two L2-normalised sparse vectors (dicts word -> weight)."""
     if len(a) > len(b):
         a, b = b, a
-    return sum(v * b.get(w, 0.0) for w, v in a.items())
+    return sum((v * b[w] for w, v in a.items() if w in b), 0.0)  # a missing word would add +0.0
 
 
 def _share_place(a, b) -> bool:
@@ -386,35 +421,58 @@ class HotspotGrouper:
 
     # --- MinHash ---------------------------------------------------------------------
     def _signature(self, stripped: str) -> np.ndarray:
-        codes = np.frombuffer(stripped.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        return self._signatures([stripped])[0]
+
+    def _signatures(self, texts: list[str], chunk: int = 8192) -> np.ndarray:
+        """MinHash signatures of ``texts`` (each with letters or digits), one row each, in
+        vectorised passes over about ``chunk`` shingles at a time."""
         k = self.shingle_size
-        if len(codes) < k:
-            codes = np.concatenate([codes, np.zeros(k - len(codes), dtype=np.uint64)])
+        out = np.empty((len(texts), self.num_perm), dtype=np.uint32)
+        if not texts:
+            return out
+        # each text's character codes, padded to k when shorter; shingles never cross texts
+        padded = [t if len(t) >= k else t + "\x00" * (k - len(t)) for t in texts]
+        codes = np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        lens = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
         n = len(codes) - k + 1
         x = codes[:n].copy()
         for i in range(1, k):
             x = x * np.uint64(0x110001) + codes[i:i + n]  # exact for k ≤ 3 (21-bit code points)
-        x = np.unique(x)
         x ^= x >> np.uint64(30)
         x *= _MERSENNE_MIX[0]
         x ^= x >> np.uint64(27)
         x *= _MERSENNE_MIX[1]
         x ^= x >> np.uint64(31)
+        count = lens - k + 1  # shingles per text: those starting in it and ending in it
+        first = np.cumsum(count) - count
+        owner = np.repeat(np.arange(len(texts)), count)
+        x = x[starts[owner] + np.arange(owner.size) - first[owner]]
         # multiply-shift hashing, h(x) = (a·x mod 2^64) >> 32 with odd a: the shift is monotone,
-        # so it is applied to the minimum only
-        return ((self._a[:, None] * x[None, :]).min(axis=1) >> np.uint64(32)).astype(np.uint32)
+        # so it is applied to the minimum only (and repeated shingles cannot change a minimum)
+        lo = 0
+        while lo < len(texts):
+            hi = int(np.searchsorted(first, first[lo] + chunk, side="right"))
+            hi = max(hi, lo + 1)
+            a, b = first[lo], first[hi - 1] + count[hi - 1]
+            prod = self._a[:, None] * x[None, a:b]
+            out[lo:hi] = (np.minimum.reduceat(prod, first[lo:hi] - a, axis=1) >> np.uint64(32)).T.astype(np.uint32)
+            lo = hi
+        return out
 
     def _band_keys(self, sig: np.ndarray):
         r = self.band_rows
         return [sig[i * r:(i + 1) * r].tobytes() for i in range(self._bands)]
 
     # --- adding ------------------------------------------------------------------------
-    def add(self, appeal_id, time, text, district=None, user=None, likes=None, urgency=None) -> str:
+    def add(self, appeal_id, time, text, district=None, user=None, likes=None, urgency=None, *, _memo=None,
+            _days=False) -> str:
         """Add one appeal; return the id of the group it joined or opened.
 
         Raises ``ValueError`` for an empty text, an id already added or a bad time.
         """
-        i, f = self._append(appeal_id, time, text, district, user, likes, urgency)
+        i, f = self._append(appeal_id, time, text, district, user, likes, urgency, memo=_memo, matter=False,
+                            days=_days)
         exact = self._exact.get(f["stripped"])
         chosen, seed_ok = None, False
         if exact is not None:
@@ -480,39 +538,73 @@ class HotspotGrouper:
         districts = sorted({self._district[j] for j in members if self._district[j]})
         return self._describe_group(g, members, districts, as_of)
 
-    def _append(self, appeal_id, time, text, district, user, likes, urgency):
-        """Check one appeal, compute its features and append them; (its index, the features)."""
+    def _text_features(self, raw: str, district: str | None, memo: dict | None = None,
+                       normalised: tuple[str, str] | None = None, sig: np.ndarray | None = None) -> _TextFeatures:
+        """What an appeal's text and district alone decide: the same for every appeal with
+        that text and district, so :meth:`add_frame` computes it once per distinct pair, and
+        the part of it the text alone decides once per distinct text (``memo``, keyed by
+        text). ``normalised``: (text, stripped) when already known; ``sig``: its signature."""
+        base = memo.get(raw) if memo is not None else None
+        if base is None:
+            text, stripped = normalised if normalised is not None else _normalised(raw)
+            if not stripped:
+                base = (text, stripped)
+            else:
+                match = find_places(text[:PLACE_CHARS], gazetteer=self.gazetteer, normalised=True)
+                words = _content_words(tokenize(text), match.places)
+                sig = self._signature(stripped) if sig is None else sig
+                places = frozenset(k for k in (place_key(p.name) for p in match.places if p.level >= LEVELS["road"])
+                                   if k)
+                base = (text, stripped, match, words, Counter(words), set(words), places, _topics_of(text), sig,
+                        self._band_keys(sig))
+            if memo is not None:
+                memo[raw] = base
+        if len(base) == 2:
+            return _TextFeatures(*base, *(None,) * 11)
+        text, stripped, match, words, counts, wordset, places, topics, sig, band_keys = base
+        # find_places(text, district=district), from the places the text names: the given
+        # district is the appeal's district, and its best place when the text names none
+        given = normalise(district) if district else None
+        best = match.best if match.places else (Place(given, "district", LEVELS["district"], -1, -1) if given else None)
+        named = best.name if best is not None and best.level >= LEVELS["road"] else None
+        conflict_key = place_key(best.name) if best is not None and best.level == LEVELS["place"] else None
+        return _TextFeatures(text, stripped, best, given or match.district, place_key(named), conflict_key, words,
+                             counts, wordset, places, topics, sig, band_keys)
+
+    def _append(self, appeal_id, time, text, district, user, likes, urgency, memo=None, matter=True, days=False):
+        """Check one appeal, compute its features and append them; (its index, the features).
+        ``memo``: a dict of text features already computed (:meth:`add_frame`), keyed by
+        (text, district). ``matter=False``: an exact re-post of an appeal already grouped,
+        which joins its original's group and is never a representative, so its keywords and
+        word vector, only ever read of representatives, are not computed."""
         self._state()
         appeal_id = str(appeal_id)
         if appeal_id in self._pos:
             raise ValueError(f"appeal id {appeal_id!r} was already added")
-        text = normalise(text if isinstance(text, str) else ("" if text is None else str(text)))
-        stripped = _NOT_WORD.sub("", text.lower())
+        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        tf = memo.get((raw, district)) if memo is not None and isinstance(district, (str, type(None))) else None
+        if tf is None:
+            district = None if _missing(district) else normalise(str(district)) or None
+            tf = self._text_features(raw, district, memo)
+        text, stripped = tf.text, tf.stripped
         if not stripped:
             raise ValueError(f"appeal {appeal_id!r}: text is empty (no letters or digits)")
-        t = _to_days(time)
+        t = _to_days(time) if days is False else days  # add_frame knows it already
         user = None if _missing(user) else str(user)
-        district = None if _missing(district) else normalise(str(district)) or None
         likes = None if _missing(likes) else float(likes)
         urgency = None if _missing(urgency) else str(urgency)
 
-        match = find_places(text[:PLACE_CHARS], district=district, gazetteer=self.gazetteer, normalised=True)
-        best = match.best
-        named = best.name if best is not None and best.level >= LEVELS["road"] else None
-        a_key = place_key(named)
-        conflict_key = place_key(best.name) if best is not None and best.level == LEVELS["place"] else None
-        words = _content_words(tokenize(text), match.places)
-        counts = Counter(words)
-        n1, df = len(self._ids) + 1, self._df
-        ranked = sorted(counts, key=lambda w: -counts[w] * (math.log(n1 / (df[w] + 1)) + 1.0))[:self.n_keywords]
-        keys = frozenset(ranked)
-        # the matter: word TF-IDF (sublinear tf; idf from the appeals seen so far), L2-normalised
-        vec = {w: (1.0 + math.log(c)) * math.log((n1 + _IDF_PRIOR) / (df[w] + 1)) for w, c in counts.items()}
-        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        vec = {w: v / norm for w, v in vec.items() if v > 0}
-        places = frozenset(k for k in (place_key(p.name) for p in match.places if p.level >= LEVELS["road"]) if k)
-        topics = _topics_of(text)
-        sig = self._signature(stripped)
+        best, a_key, conflict_key, words, counts = tf.best, tf.a_key, tf.conflict_key, tf.words, tf.counts
+        keys = vec = None
+        if matter or stripped not in self._exact:
+            n1, df = len(self._ids) + 1, self._df
+            ranked = sorted(counts, key=lambda w: -counts[w] * (math.log(n1 / (df[w] + 1)) + 1.0))[:self.n_keywords]
+            keys = frozenset(ranked)
+            # the matter: word TF-IDF (sublinear tf; idf from the appeals seen so far), L2-normalised
+            vec = {w: (1.0 + math.log(c)) * math.log((n1 + _IDF_PRIOR) / (df[w] + 1)) for w, c in counts.items()}
+            norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+            vec = {w: v / norm for w, v in vec.items() if v > 0}
+        places, topics, sig = tf.places, tf.topics, tf.sig
 
         i = len(self._ids)
         if i == len(self._sigs):
@@ -524,7 +616,7 @@ class HotspotGrouper:
         self._user.append(user)
         self._likes.append(likes)
         self._urgency.append(urgency)
-        self._district.append(match.district)
+        self._district.append(tf.district)
         self._best.append(best)
         self._words.append(words)
         self._keys.append(keys)
@@ -532,10 +624,10 @@ class HotspotGrouper:
         self._text_key.append(stripped)
         self._vecs.append(vec)
         self._places.append(places)
-        self._df.update(set(words))
+        self._df.update(tf.wordset)
         return i, {"text": text, "stripped": stripped, "t": t, "user": user, "a_key": a_key,
                    "conflict_key": conflict_key, "keys": keys, "topics": topics, "sig": sig,
-                   "band_keys": self._band_keys(sig), "vec": vec, "places": places}
+                   "band_keys": tf.band_keys, "vec": vec, "places": places}
 
     def _join(self, i, f, chosen, seed_ok) -> _Group:
         """Put appeal ``i`` (features ``f``) into group ``chosen``, or a new group when None."""
@@ -576,11 +668,11 @@ class HotspotGrouper:
         days = self.window_days if days is None else days
         return g.first - days <= t <= g.last + days
 
-    def _accepts(self, sim, j, a_key, user, keys, topics, same_place, vec=None) -> bool:
+    def _accepts(self, sim, j, a_key, user, keys, topics, same_place, vec=None, cos=None) -> bool:
         if sim >= self.threshold:
             return True
         if vec is not None:  # the matter, word TF-IDF cosine: same place and a shared matter, or the same matter
-            c = _cosine(vec, self._vecs[j])
+            c = _cosine(vec, self._vecs[j]) if cos is None else cos
             if c >= self.cosine or (same_place and c >= self.place_cosine):
                 return True
         if not (same_place or (user is not None and self._user[j] == user)):
@@ -614,11 +706,13 @@ class HotspotGrouper:
                 continue
             sims = (self._sigs[g.reps] == sig).mean(axis=1)
             same_user = user is not None and user in g.users
-            ok = [self._accepts(float(s), j, a_key, user, keys, topics, same_place, vec)
-                  for s, j in zip(sims, g.reps)]
+            # each representative's cosine once (the test and the score both read it)
+            coss = [_cosine(vec, self._vecs[j]) for j in g.reps] if vec is not None else [None] * len(g.reps)
+            ok = [self._accepts(float(s), j, a_key, user, keys, topics, same_place, vec, c)
+                  for s, j, c in zip(sims, g.reps, coss)]
             if not any(ok):
                 continue
-            cos = max(_cosine(vec, self._vecs[j]) for j in g.reps) if vec is not None else 0.0
+            cos = max(coss) if vec is not None else 0.0
             score = float(sims.max()) + cos + 0.5 * same_place + 0.25 * same_user
             if score > best_score:
                 best, best_score, best_seed = g, score, ok[0] and float(sims.max()) < 0.9
@@ -635,7 +729,7 @@ class HotspotGrouper:
         self._repeat.append(bool(same_sender or reposts or cue))
         self._repeat_of.append([self._ids[j] for j in linked])
 
-    def add_frame(self, frame: pd.DataFrame, progress: bool = True) -> np.ndarray:
+    def add_frame(self, frame: pd.DataFrame, progress: bool = True, *, _memo: dict | None = None) -> np.ndarray:
         """Add every row of ``frame`` (columns ``id``, ``time``, ``text`` and optionally
         ``district``, ``user``, ``likes``, ``urgency``) in time order; return each row's group id.
 
@@ -649,16 +743,49 @@ class HotspotGrouper:
         n = len(frame)
         ids = frame["id"].astype(str).tolist() if "id" in frame.columns else [str(k) for k in range(n)]
         times = frame["time"].tolist() if "time" in frame.columns else [None] * n
-        days = [_to_days(x) for x in times]
+        if "time" in frame.columns and n and pd.api.types.is_datetime64_dtype(frame["time"].dtype) \
+                and getattr(frame["time"].dtype, "tz", None) is None:  # _to_days of each, vectorised
+            ns = frame["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            days = [None if v == np.iinfo(np.int64).min else v / _DAY_NS for v in ns.tolist()]
+        else:
+            days = [_to_days(x) for x in times]
         order = sorted(range(n), key=lambda k: (days[k] is None, days[k] if days[k] is not None else 0.0, k))
         cols = {c: (frame[c].tolist() if c in frame.columns else [None] * n)
                 for c in ("district", "user", "likes", "urgency")}
         texts = frame["text"].tolist()
+        memo = self._features_of(texts, cols["district"], _memo)
         out = np.empty(n, dtype=object)
         for k in tqdm(order, total=n, desc="grouping", unit="appeal", disable=not progress):
             out[k] = self.add(ids[k], times[k], texts[k], district=cols["district"][k], user=cols["user"][k],
-                              likes=cols["likes"][k], urgency=cols["urgency"][k])
+                              likes=cols["likes"][k], urgency=cols["urgency"][k], _memo=memo, _days=days[k])
         return out
+
+    def _features_of(self, texts: list, districts: list, memo: dict | None = None) -> dict:
+        """The text features of each distinct (text, district) of a batch, keyed as
+        ``_append`` looks them up: each text normalised once, signatures in one
+        vectorised pass (appeals repeat: re-posts, templates, one text sent by many).
+        ``memo``: features computed already (by another process of the same parameters:
+        they depend on nothing else), completed and returned."""
+        self._state()
+        memo = {} if memo is None else memo
+        raws = [t if isinstance(t, str) else ("" if t is None else str(t)) for t in texts]
+        norm: dict[str, tuple[str, str]] = {}
+        for raw in raws:
+            if raw not in norm and raw not in memo:
+                norm[raw] = _normalised(raw)
+        distinct = list(dict.fromkeys(st for _, st in norm.values() if st))
+        sigs = dict(zip(distinct, self._signatures(distinct)))
+        # (text, district as given) -> features; text -> what the text alone decides
+        clean: dict = {}
+        for raw, d in zip(raws, districts):
+            if not isinstance(d, (str, type(None))) or (raw, d) in memo:
+                continue  # (a district that is not a string is looked up as _append gets it)
+            if d not in clean:
+                clean[d] = None if _missing(d) else normalise(str(d)) or None
+            got = norm.get(raw)
+            memo[(raw, d)] = self._text_features(raw, clean[d], memo, normalised=got,
+                                                 sig=sigs.get(got[1]) if got else None)
+        return memo
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
@@ -697,6 +824,7 @@ class HotspotGrouper:
         want = normalise(district) if district else None
         known = [x for x in self._time if x is not None]
         as_of = hi if hi is not None else (max(known) if known else None)
+        idf = lru_cache(maxsize=None)(self._idf)  # the grouper does not change while its groups are described
         out = []
         for g in self._groups:
             members = [j for j in g.members
@@ -708,15 +836,15 @@ class HotspotGrouper:
             if want is not None and want not in districts:
                 continue
             members.sort(key=lambda j: (self._time[j] is None, self._time[j] or 0.0, j))
-            out.append(self._describe_group(g, members, districts, as_of))
+            out.append(self._describe_group(g, members, districts, as_of, idf=idf))
         out.sort(key=lambda r: (-r["heat"], r["group_id"]))
         return out
 
-    def _describe_group(self, g, members, districts, as_of):
+    def _describe_group(self, g, members, districts, as_of, idf=None):
         times = [self._time[j] for j in members if self._time[j] is not None]
         people = len({self._user[j] if self._user[j] is not None else "\x00" + self._text_key[j] for j in members})
         place, keywords = _describe([self._best[j] for j in members], [self._words[j] for j in members],
-                                    idf=self._idf, k=3)
+                                    idf=idf or self._idf, k=3)
         if as_of is not None and times:
             recent = sum(1 for x in times if as_of - 7 < x <= as_of)
             earlier = sum(1 for x in times if as_of - 28 < x <= as_of - 7)

@@ -42,7 +42,7 @@ from corpora.text import normalise, redact, tokenize
 from corpora.topics import default_topics
 from models.hotspots import HotspotGrouper, describe
 
-__all__ = ["TrendDetector", "Series", "onsets_in"]
+__all__ = ["TrendDetector", "Series", "TextMemo", "onsets_in"]
 
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
 _DIGIT_RUN = re.compile(r"\d{5}")
@@ -137,7 +137,7 @@ class TrendDetector(BaseEstimator):
         self.emerging_min_users = emerging_min_users
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame, y=None, *, terms_since=None):
+    def fit(self, frame: pd.DataFrame, y=None, *, terms_since=None, memo: TextMemo | None = None):
         """Index the stream: topics, series counts per day, words per appeal.
 
         Per-text work (normalising, topics, segmenting) is done once per distinct text:
@@ -154,6 +154,10 @@ class TrendDetector(BaseEstimator):
             (:data:`EMERGING_LOOKBACK_DAYS` plus ``since_days``) starts on or after it,
             and raises ``ValueError`` for earlier ones. A weekly digest needs words of
             its last ~200 days only, not of the years of history behind its counts.
+        memo : TextMemo, optional
+            The per-text work of earlier fits (:class:`TextMemo`): texts it holds are not
+            processed again, and those processed here are added to it. The fit is the
+            same with or without it.
         """
         for col in ("id", "time", "text"):
             if col not in frame.columns:
@@ -163,8 +167,9 @@ class TrendDetector(BaseEstimator):
                 terms_since = date.fromisoformat(str(terms_since)[:10])
             except ValueError:
                 raise ValueError(f"terms_since must be a date (YYYY-MM-DD) or None, got {str(terms_since)[:30]!r}") from None
+        memo = TextMemo() if memo is None else memo
         cols = [c for c in ("id", "time", "text", "district", "category", "user") if c in frame.columns]
-        f = frame.loc[frame["time"].notna(), cols].copy()
+        f = frame.loc[frame["time"].notna(), cols]  # a new frame (copy-on-write: the caller's is not changed)
         if f.empty:
             raise ValueError("no appeals with a time: early warning needs timestamps")
         f["day"] = pd.to_datetime(f["time"]).dt.normalize()
@@ -177,13 +182,13 @@ class TrendDetector(BaseEstimator):
         self.seasonal_topics_ = {t.name for t in lex.topics if t.seasonal}
         self.anchors_ = {t.name: t.anchors for t in lex.topics}
         # Each distinct text once: raw -> normalised -> (distinct normalised) topics.
-        raw_code, raw_uniq = pd.factorize(f["text"].to_numpy(dtype=object), use_na_sentinel=False)
-        norm = np.array([normalise(t) for t in pd.Series(raw_uniq, dtype=object).astype(str)], dtype=object)
-        text_code_of_raw, text_uniq = pd.factorize(norm)
+        raw_code, raw_uniq = _factorize(f["text"].to_numpy(dtype=object))
+        norm = [memo.normalise(t) for t in pd.Series(raw_uniq, dtype=object).astype(str)]
+        text_code_of_raw, text_uniq = _factorize(norm)
         text_code = text_code_of_raw[raw_code]                  # per appeal: its distinct normalised text
         texts = np.empty(len(text_uniq), dtype=object)
-        texts[:] = list(text_uniq)
-        topic_lists = lex.assign_many(texts)
+        texts[:] = text_uniq
+        topic_lists = memo.topics(texts, lex)
         set_code_of_text, topic_sets = pd.factorize(np.array(["\x1f".join(t) for t in topic_lists], dtype=object))
         topic_sets = [tuple(topic_lists[i]) for i in np.unique(set_code_of_text, return_index=True)[1]]
         topic_set = set_code_of_text[text_code]                 # per appeal: its topic set
@@ -207,22 +212,19 @@ class TrendDetector(BaseEstimator):
             keys += [Series(k.kind, k.name, dist) for k in keys] if dist is not None else []
             combo_series.append([series_index.setdefault(k, len(series_index)) for k in keys])
         self.series_ = list(series_index)
-        doc_of, ser_of = _expand(combo_series, combo_code)
-        member = sp.csr_matrix((np.ones(len(ser_of), dtype=np.int32), (ser_of, doc_of)),
-                               shape=(len(self.series_), n))
-        day_onehot = sp.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), day_idx)),
-                                   shape=(n, n_days))
-        self.counts_ = np.asarray((member @ day_onehot).todense(), dtype=np.float64)
+        # series × combinations, then per appeal through its combination (no per-appeal lists)
+        of_combo = _rows_matrix(combo_series, len(self.series_))          # combinations × series
+        member = of_combo[combo_code].T.tocsr()
+        member.sort_indices()
+        combo_day = sp.csr_matrix((np.ones(n, dtype=np.int32), (combo_code, day_idx)),
+                                  shape=(len(combo_uniq), n_days))
+        self.counts_ = np.asarray((of_combo.T @ combo_day).todense(), dtype=np.float64)
         self.total_ = np.bincount(day_idx, minlength=n_days).astype(float)
         self.member_ = member
         self.ids_ = f["id"].astype(str).to_numpy()
         users, user_ok = _valid_codes(f["user"] if "user" in f.columns else None, n)
         self.has_users_ = bool((user_ok >= 0).any())
-        user_vals = np.empty(len(users) + 1, dtype=object)
-        user_vals[:len(users)] = users
-        self.users_ = user_vals[user_ok]
-        unnamed = np.flatnonzero(user_ok < 0)
-        self.users_[unnamed] = np.array([f"_{i}" for i in unnamed.tolist()] or [], dtype=object)
+        self._user_codes, self._users = (users, user_ok), None
         self.texts_ = texts[text_code]
         self.times_ = f["time"].to_numpy()
         dist_vals = np.empty(len(districts) + 1, dtype=object)
@@ -246,13 +248,10 @@ class TrendDetector(BaseEstimator):
         # Distinct texts in the order their first segmented appeal comes: the vocabulary's
         # order is then the one a row-by-row pass gives.
         firsts = np.unique(text_code[seg_docs], return_index=True)
-        words_of: dict[int, list[int]] = {}
+        words_of: list[list[int]] = [[] for _ in range(len(texts))]
         for code in firsts[0][np.argsort(firsts[1], kind="stable")]:
             ids = []
-            # Words are shown to people in alerts: personal data (a phone number many
-            # people report, an ID number) is cut out before segmentation, and a word with
-            # a long digit run that redaction did not recognise is never a term.
-            for w in set(tokenize(redact(texts[code], placeholder=" "))):
+            for w in memo.words(texts[code]):
                 ok = usable.get(w)
                 if ok is None:
                     ok = usable[w] = (len(w) >= 2 and not w.isdigit() and w not in known
@@ -261,14 +260,76 @@ class TrendDetector(BaseEstimator):
                 if ok:
                     ids.append(vocab.setdefault(w, len(vocab)))
             words_of[int(code)] = ids
-        text_words = [words_of.get(i, []) for i in range(len(texts))]
-        r2, c2 = _expand(text_words, text_code, docs=seg_docs)
         self.terms_ = np.array(list(vocab), dtype=object)
-        self.doc_terms_ = sp.csr_matrix((np.ones(len(r2), dtype=np.int32), (r2, c2)), shape=(n, len(vocab)))
-        term_day = (day_onehot.T @ self.doc_terms_).tocsr()  # days × terms
-        self.term_cum_ = np.vstack([np.zeros((1, len(vocab)), dtype=np.int32),
-                                    np.cumsum(term_day.toarray(), axis=0, dtype=np.int32)]) if len(vocab) else None
+        # Words per distinct text (a last, empty row for appeals not segmented), and each
+        # appeal's row: the appeal × word matrix is those rows, built only where read.
+        words_of.append([])
+        self.text_terms_ = _rows_matrix(words_of, len(vocab))
+        self.doc_term_row_ = np.where(segment, text_code, len(texts))
+        per_day = sp.csr_matrix((np.ones(n, dtype=np.int32), (day_idx, self.doc_term_row_)),
+                                shape=(n_days, len(words_of)))
+        self.term_day_ = (per_day @ self.text_terms_).tocsr() if len(vocab) else None  # days × terms
+        self._doc_terms = self._term_cum = None
         return self
+
+    @property
+    def users_(self):
+        """Each appeal's sender, ``_<row>`` where none is named (built when first read: only
+        a stream that names senders reads them)."""
+        if getattr(self, "_users", None) is None and hasattr(self, "_user_codes"):
+            users, user_ok = self._user_codes
+            user_vals = np.empty(len(users) + 1, dtype=object)
+            user_vals[:len(users)] = users
+            out = user_vals[user_ok]
+            unnamed = np.flatnonzero(user_ok < 0)
+            out[unnamed] = np.array([f"_{i}" for i in unnamed.tolist()] or [], dtype=object)
+            self._users = out
+        return self._users
+
+    @users_.setter
+    def users_(self, value):
+        self._users = value
+
+    # Appeals × words and cumulative word counts per day, as earlier fits stored them: built
+    # when read (the detector itself reads rows of the first and window sums of the second).
+    @property
+    def doc_terms_(self):
+        if getattr(self, "_doc_terms", None) is None and hasattr(self, "text_terms_"):
+            self._doc_terms = self.text_terms_[self.doc_term_row_]
+        return self._doc_terms
+
+    @doc_terms_.setter
+    def doc_terms_(self, value):
+        self._doc_terms = value
+
+    @property
+    def term_cum_(self):
+        if getattr(self, "_term_cum", None) is None and getattr(self, "term_day_", None) is not None:
+            self._term_cum = np.vstack([np.zeros((1, self.term_day_.shape[1]), dtype=np.int32),
+                                        np.cumsum(self.term_day_.toarray(), axis=0, dtype=np.int32)])
+        return getattr(self, "_term_cum", None)
+
+    @term_cum_.setter
+    def term_cum_(self, value):
+        self._term_cum = value
+
+    def _doc_terms_of(self, docs: np.ndarray):
+        """Rows ``docs`` of :attr:`doc_terms_` (CSR), without building the whole matrix."""
+        if hasattr(self, "text_terms_"):
+            return self.text_terms_[self.doc_term_row_[docs]]
+        return self.doc_terms_[docs]
+
+    def _term_window(self, a: int, b: int) -> np.ndarray:
+        """Appeals holding each word on days ``a`` to ``b - 1``: ``term_cum_[b] - term_cum_[a]``."""
+        if getattr(self, "term_day_", None) is not None:
+            return np.asarray(self.term_day_[a:b].sum(axis=0)).ravel() if b > a else \
+                np.zeros(self.term_day_.shape[1], dtype=np.int64)
+        return self.term_cum_[b] - self.term_cum_[a]
+
+    def _has_terms(self) -> bool:
+        if hasattr(self, "text_terms_"):
+            return getattr(self, "term_day_", None) is not None
+        return self.term_cum_ is not None
 
     # ------------------------------------------------------------- helpers
     def _day(self, d) -> int:
@@ -575,15 +636,14 @@ class TrendDetector(BaseEstimator):
         that count, so re-posting cannot make an issue. Returns (tests made,
         [(p, appeals, rising words, alert)]) for the groups that pass.
         """
-        if self.term_cum_ is None or t < 120:
+        if not self._has_terms() or t < 120:
             return 0, []
-        C = self.term_cum_
         recent_days, hist_days = 14, 180
         docs_cum = np.concatenate([[0], np.cumsum(self.total_)])
 
         def window(end, length):  # (term doc counts, appeals) in the `length` days ending at day `end`
             a, b = max(0, end + 1 - length), max(0, end + 1)
-            return C[b] - C[a], docs_cum[b] - docs_cum[a]
+            return self._term_window(a, b), docs_cum[b] - docs_cum[a]
 
         def expected(end):
             r, n_r = window(end, recent_days)
@@ -607,7 +667,7 @@ class TrendDetector(BaseEstimator):
             return tests, []
         alpha = self.alpha(tests, since_days, share=0.5)
         in_window = np.nonzero((self.doc_day_ > t - recent_days) & (self.doc_day_ <= t))[0]
-        held = self.doc_terms_[in_window][:, keep].tocsr()
+        held = self._doc_terms_of(in_window)[:, keep].tocsr()
         cand = in_window[np.asarray(held.sum(axis=1)).ravel() > 0]
         out = []
         for docs in self._groups_of(cand):
@@ -616,7 +676,7 @@ class TrendDetector(BaseEstimator):
                 continue  # one or two people (or one text) posting again and again is not a new issue
             # The group's rising words: those most of its appeals hold; its p-value on its
             # distinct sources against the least expected of them (each was a test above).
-            share = np.asarray(self.doc_terms_[docs][:, keep].mean(axis=0)).ravel()
+            share = np.asarray(self._doc_terms_of(docs)[:, keep].mean(axis=0)).ravel()
             words = keep[share >= 0.5]
             if not len(words):
                 continue
@@ -673,32 +733,105 @@ class TrendDetector(BaseEstimator):
                 "summary": redact(summary)}
 
 
+def _factorize(values) -> tuple[np.ndarray, list]:
+    """(code per value, distinct values in order of first appearance) of a sequence of
+    hashable objects by Python's own hash, computed once per string object and kept (appeals
+    repeat texts, which then share one object; ``pd.factorize`` hashes the characters of
+    every string again). Missing values (None, NaN) are values like any other.
+
+    >>> _factorize(["b", "a", "b"])
+    (array([0, 1, 0]), ['b', 'a'])
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        code, uniques = pd.factorize(values)
+        return code.astype(np.intp, copy=False), uniques.tolist()
+    values = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) or values.dtype != object \
+        else values
+    try:  # pandas' table of Python objects: the same, in C
+        from pandas._libs.hashtable import PyObjectHashTable
+
+        uniques, code = PyObjectHashTable(len(values)).factorize(values, na_sentinel=-1, na_value=None, mask=None,
+                                                                 ignore_na=False)
+        return code.astype(np.intp, copy=False), list(uniques)
+    except (ImportError, TypeError, AttributeError):  # another pandas
+        seen: dict = {}
+        code = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values))
+        return code, list(seen)
+
+
+def _rows_matrix(lists: list[list[int]], n_cols: int) -> sp.csr_matrix:
+    """A 0/1 int32 CSR matrix whose row ``i`` holds ones at columns ``lists[i]`` (distinct)."""
+    lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    indptr = np.concatenate([[0], np.cumsum(lens)])
+    indices = np.fromiter((j for x in lists for j in x), dtype=np.int32, count=int(indptr[-1]))
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.int32), indices, indptr), shape=(len(lists), n_cols))
+
+
+class TextMemo:
+    """The per-text work of :meth:`TrendDetector.fit` kept between fits: each text's
+    normalised form, topics (:meth:`corpora.topics.TopicLexicon.assign_many`) and words
+    (redacted, segmented). A weekly digest fits years of appeals whose texts do not change
+    from one week to the next; with a memo kept from the last run only the new texts are
+    processed. It depends on the text pipeline's data and libraries (the topic lexicon,
+    negation words, user dictionary, OpenCC, jieba): whoever stores one keys it by them
+    (``service.digest_cache``). Picklable.
+
+    >>> m = TextMemo()
+    >>> m.normalise("樓道裡有煤氣味"), m.words("楼道里有煤气味") == tuple(set(tokenize("楼道里有煤气味")))
+    ('楼道里有煤气味', True)
+    """
+
+    def __init__(self):
+        self.normalised: dict[str, str] = {}
+        self.topic_lists: dict[str, tuple] = {}
+        self.word_lists: dict[str, tuple] = {}
+
+    def normalise(self, text: str) -> str:
+        out = self.normalised.get(text)
+        if out is None:
+            out = self.normalised[text] = normalise(text)
+        return out
+
+    def topics(self, texts, lex) -> list[list[str]]:
+        """``lex.assign_many(texts)``, computing only texts not seen before."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self.topic_lists]
+        for t, found in zip(missing, lex.assign_many(missing)):
+            self.topic_lists[t] = tuple(found)
+        return [list(self.topic_lists[t]) for t in texts]
+
+    def words(self, text: str) -> tuple:
+        """The distinct words of a normalised text, personal data cut out first (in the
+        order a set of them iterates in the process that segmented it)."""
+        out = self.word_lists.get(text)
+        if out is None:
+            # Words are shown to people in alerts: personal data (a phone number many
+            # people report, an ID number) is cut out before segmentation, and a word with
+            # a long digit run that redaction did not recognise is never a term.
+            out = self.word_lists[text] = tuple(set(tokenize(redact(text, placeholder=" "))))
+        return out
+
+    def keep(self, texts) -> TextMemo:
+        """Only the entries of ``texts`` (as given to fit) and their normalised forms."""
+        texts = set(texts)
+        if len(texts) == len(self.normalised) and texts.issuperset(self.normalised):
+            return self
+        normed = {self.normalised[t] for t in texts if t in self.normalised}
+        self.normalised = {k: v for k, v in self.normalised.items() if k in texts}
+        self.topic_lists = {k: v for k, v in self.topic_lists.items() if k in normed}
+        self.word_lists = {k: v for k, v in self.word_lists.items() if k in normed}
+        return self
+
+
 def _valid_codes(values: pd.Series | None, n: int) -> tuple[list, np.ndarray]:
     """(distinct non-empty strings in order of first appearance, code per row; -1 where
     the value is missing, empty or not a string)."""
     if values is None:
         return [], np.full(n, -1, dtype=np.int64)
-    code, uniq = pd.factorize(values.to_numpy(dtype=object))
+    code, uniq = _factorize(values.to_numpy(dtype=object))
     ok = np.array([isinstance(v, str) and bool(v) for v in uniq], dtype=bool)
     new = np.full(len(uniq) + 1, -1, dtype=np.int64)
     new[:-1][ok] = np.arange(int(ok.sum()))
     return [v for v, k in zip(uniq, ok) if k], new[code]
-
-
-def _expand(lists: list[list[int]], code: np.ndarray, docs: np.ndarray | None = None):
-    """(rows, cols) of a sparse matrix holding, for each doc ``i`` (of ``docs``, default
-    all), the entries ``lists[code[i]]`` in row ``i``: the row-by-row pairs, vectorised."""
-    docs = np.arange(len(code)) if docs is None else docs
-    lens = np.array([len(x) for x in lists], dtype=np.int64)
-    flat = np.array([j for x in lists for j in x], dtype=np.int64)
-    offset = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(lens) else np.zeros(0, dtype=np.int64)
-    c = code[docs]
-    per = lens[c]
-    total = int(per.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    starts = np.repeat(offset[c] - np.concatenate([[0], np.cumsum(per)[:-1]]), per)
-    return np.repeat(docs, per), flat[starts + np.arange(total)]
 
 
 def _rolling7(counts: np.ndarray) -> np.ndarray:

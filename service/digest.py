@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -43,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from corpora.text import normalise, redact
+from models.trends import _factorize
 
 __all__ = ["build_digest", "digest_from_db", "digest_from_file", "read_input", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
            "SCHEMA"]
@@ -56,6 +58,8 @@ HISTORY_DAYS = 3 * 364 + 120   # the detector looks back at most 3 years (same w
 TEXT_DAYS = 240                # emerging issues read words of the last 14 + 180 days (+ the previous run)
 LOW_CONFIDENCE = 0.5           # a category tag below this confidence counts as low-confidence
 CHART_DAYS = 35
+GROUP_APART = 2000             # a week of this many appeals is grouped in a second process
+RECENT_DAYS = 56               # the appeals looked up by id first (hotspots and alerts' evidence are recent)
 MAX_CHARTS = 8
 EXCERPT_CHARS = 80
 KIND_LABEL = {"spike": "异常上升", "incident": "季节内突发", "seasonal_rise": "季节性上升期激增", "emerging": "新问题",
@@ -102,10 +106,15 @@ def names_in(texts) -> set[str]:
     """
     out = set()
     for t in texts:
-        t = normalise(t)
-        out.update(m.group(2) for m in _NAME_IN.finditer(t))
-        out.update(m.group(0) for m in _ADDRESS.finditer(t))
+        out.update(_names_of(t))
     return out
+
+
+@lru_cache(maxsize=65536)
+def _names_of(text) -> frozenset:
+    """:func:`names_in` of one text, once per distinct text (a week's groups share texts)."""
+    t = normalise(text)
+    return frozenset([m.group(2) for m in _NAME_IN.finditer(t)] + [m.group(0) for m in _ADDRESS.finditer(t)])
 
 
 def _without_names(text: str, names: set[str]) -> str:
@@ -155,14 +164,14 @@ def _local_naive(values, zone: str) -> pd.Series:
     return pd.Series(pd.to_datetime(out))
 
 
-def _prepare(frame: pd.DataFrame, week_end: date, zone: str) -> pd.DataFrame:
+def _prepare(frame: pd.DataFrame, week_end: date, zone: str, memo=None) -> pd.DataFrame:
     for col in ("id", "time", "text"):
         if col not in frame.columns:
             raise ValueError(f"the digest needs columns id, time and text; '{col}' is missing "
                              f"(it has {', '.join(map(str, frame.columns[:12]))})")
-    f = frame.copy()
+    f = frame.copy(deep=False)  # copy-on-write (pandas 3): the columns replaced below are not the caller's
     if "title" in f.columns:
-        f["text"] = _joined_texts(f)
+        f["text"] = _joined_texts(f, memo)
     f["id"] = f["id"].astype(str)
     if f["id"].duplicated().any():
         dup = f["id"][f["id"].duplicated()].iloc[0]
@@ -190,25 +199,36 @@ def _prepare(frame: pd.DataFrame, week_end: date, zone: str) -> pd.DataFrame:
 
 def _per_distinct(values, fn) -> np.ndarray:
     """``[fn(v) for v in values]`` computing ``fn`` once per distinct value (appeals repeat)."""
-    code, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    code, uniq = _factorize(values)
     out = np.empty(len(uniq), dtype=object)
     for i, v in enumerate(uniq):
         out[i] = fn(v)
     return out[code]
 
 
-def _joined_texts(f: pd.DataFrame) -> np.ndarray:
-    """:func:`corpora.records.appeal_texts` of ``f``, once per distinct (title, text)."""
+def _joined_texts(f: pd.DataFrame, memo=None) -> np.ndarray:
+    """:func:`corpora.records.appeal_texts` of ``f``, once per distinct (title, text); a text
+    without a title is its normalised self, kept in ``memo`` (:class:`models.trends.TextMemo`)
+    when one is given."""
     from corpora.records import appeal_texts
 
-    tc, _ = pd.factorize(f["title"].to_numpy(dtype=object), use_na_sentinel=False)
-    xc, _ = pd.factorize(f["text"].to_numpy(dtype=object), use_na_sentinel=False)
-    _, pos, inv = np.unique(tc.astype(np.int64) * (int(xc.max(initial=0)) + 1) + xc, return_index=True,
-                            return_inverse=True)
+    tc, tu = _factorize(f["title"].to_numpy(dtype=object))
+    xc, xu = _factorize(f["text"].to_numpy(dtype=object))
+    inv, _ = _factorize(tc.astype(np.int64) * (len(xu) + 1) + xc)  # per row: its distinct (title, text)
+    pos = np.empty(int(inv.max(initial=-1)) + 1, dtype=np.int64)
+    pos[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)  # the first row of each
     joined = np.empty(len(pos), dtype=object)
-    for i, v in enumerate(appeal_texts(f.iloc[pos][["title", "text"]])):
-        joined[i] = v
-    return joined[inv.ravel()]
+    rest = []
+    for i, k in enumerate(pos.tolist()):
+        title, text = tu[tc[k]], xu[xc[k]]
+        if memo is not None and isinstance(text, str) and (title is None or (isinstance(title, float) and np.isnan(title))):
+            joined[i] = memo.normalise(text)  # join_title(None, text)
+        else:
+            rest.append(i)
+    if rest:
+        for i, v in zip(rest, appeal_texts(f.iloc[pos[rest]][["title", "text"]])):
+            joined[i] = v
+    return joined[inv]
 
 
 def _str_or_none(values) -> np.ndarray:
@@ -233,41 +253,61 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
     ``YYYY-MM-DD HH:MM:SS`` times parsed in one vectorised pass (``time`` comes back as
     datetimes). A CSV or TSV in UTF-8 is read this way; any other file (GBK, JSONL, XLSX,
     one pandas cannot parse) by ``read_appeals`` itself."""
-    from pathlib import Path
-
-    from corpora.records import DEFAULT_MAX_CHARS, Problem, _column_aliases, check_text, parse_time, read_appeals
+    from corpora.records import DEFAULT_MAX_CHARS
 
     max_chars = DEFAULT_MAX_CHARS if max_chars is None else max_chars
     path = Path(path)
-    fast = path.suffix.lower() in {".csv", ".tsv", ".txt"} and path.is_file()
-    if fast:
-        with open(path, "rb") as fh:
-            fast = b"\x00" not in fh.read(65536)
-    if fast:
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        try:
-            header = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=0,
-                                 encoding="utf-8-sig").columns
-            aliases, rename = _column_aliases(), {}
-            for col in header:
-                target = aliases.get(str(col).strip().lower())
-                if target and target not in rename.values():
-                    rename[col] = target
-            wanted = {c: rename.get(c, c) for c in header if rename.get(c, c) in _DIGEST_COLUMNS + _PASSED}
-            if "text" not in wanted.values():
-                fast = False
-            else:
-                raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                  usecols=list(wanted)).rename(columns=wanted)
-        except (UnicodeDecodeError, pd.errors.ParserError, ValueError):
-            fast = False  # read_appeals says what is wrong, or reads GBK
-    if not fast:
-        res = read_appeals(path, max_chars=max_chars)
-        for p in res.problems:
-            log.warning("%s: %s (reported, not used)", path, p)
-        return res.frame
+    got = _fast_read(path, _csv_sep(path), max_chars) if _csv_sep(path) else None
+    if got is None:
+        return _slow_read(path, max_chars)
+    frame, problems, _ = got
+    _log_problems(path, problems)
+    return frame
+
+
+def _csv_sep(path: Path) -> str | None:
+    """The separator of a CSV / TSV file :func:`_fast_read` may read (None: another kind)."""
+    if path.suffix.lower() not in {".csv", ".tsv", ".txt"} or not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(65536):
+            return None
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _log_problems(path, problems) -> None:
+    for p in sorted(problems, key=lambda p: p.row):
+        log.warning("%s: %s (reported, not used)", path, p)
+
+
+def _fast_read(source, sep: str, max_chars: int, *, first_row: int = 1):
+    """(frame, problems, data rows read) of a UTF-8 CSV / TSV (a path, or a binary file
+    object holding the header line and rows), rows numbered from ``first_row``; None when
+    it cannot be read this way and ``read_appeals`` must (another encoding, a malformed
+    file, times with an offset). Each row is read on its own: the rows of a file read in
+    two parts (:mod:`service.digest_cache`) are the rows of the file read whole."""
+    from corpora.records import Problem, _column_aliases, check_text, parse_time
+
+    def csv(**kw):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", **kw)
+
+    try:
+        header = csv(nrows=0).columns
+        aliases, rename = _column_aliases(), {}
+        for col in header:
+            target = aliases.get(str(col).strip().lower())
+            if target and target not in rename.values():
+                rename[col] = target
+        wanted = {c: rename.get(c, c) for c in header if rename.get(c, c) in _DIGEST_COLUMNS + _PASSED}
+        if "text" not in wanted.values():
+            return None
+        raw = csv(usecols=list(wanted)).rename(columns=wanted)
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError):
+        return None  # read_appeals says what is wrong, or reads GBK
     n = len(raw)
-    row = np.arange(1, n + 1)
+    row = np.arange(first_row, first_row + n)
     problems: dict[int, Problem] = {}
 
     checked = _per_distinct(raw["text"].to_numpy(dtype=object), lambda t: check_text(t, max_chars))
@@ -282,7 +322,6 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
         times[plain] = pd.to_datetime(t[plain], format="%Y-%m-%d %H:%M:%S", errors="coerce")
         rest = np.flatnonzero(~plain | times.isna().to_numpy())
         parsed: dict = {}
-        offsets = False
         for i in rest:
             if not ok[i]:
                 continue
@@ -298,12 +337,9 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
                 problems[int(row[i])] = Problem(int(row[i]), "time", str(got))
                 ok[i] = False
             elif got is not None:
-                offsets |= got.tzinfo is not None
-                times.iat[i] = got if got.tzinfo is None else pd.NaT
-        if offsets:  # times with an offset: as read_appeals gives them, for the digest to convert
-            return _slow_read(path, max_chars)
-    for p in sorted(problems.values(), key=lambda p: p.row):
-        log.warning("%s: %s (reported, not used)", path, p)
+                if got.tzinfo is not None:  # times with an offset: as read_appeals gives them, for the digest
+                    return None
+                times.iat[i] = got
     out = pd.DataFrame(index=raw.index)
     if "id" in raw.columns:  # corpora.records._clean_id, vectorised
         ids = raw["id"].str.strip()
@@ -323,7 +359,7 @@ def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
     for name in _PASSED:
         if name in raw.columns:
             out[name] = raw[name].astype(object)
-    return out[ok].reset_index(drop=True)
+    return out[ok].reset_index(drop=True), list(problems.values()), n
 
 
 def _slow_read(path, max_chars):
@@ -335,36 +371,165 @@ def _slow_read(path, max_chars):
     return res.frame
 
 
-def digest_from_file(path, week_ending, *, tagger=None, max_chars: int | None = None, progress: bool = False) -> dict:
-    """:func:`build_digest` of the appeals in ``path`` (read by :func:`read_input`)."""
-    frame = read_input(path, max_chars=max_chars)
+def digest_from_file(path, week_ending, *, tagger=None, max_chars: int | None = None, progress: bool = False,
+                     cache: bool | Path = True) -> dict:
+    """:func:`build_digest` of the appeals in ``path`` (read by :func:`read_input`).
+
+    ``cache``: keep what the next week's digest of this file can reuse
+    (:mod:`service.digest_cache`) in ``var/digest_cache`` (True), in the given directory,
+    or nowhere (False). The digest is the same either way."""
+    from corpora.records import DEFAULT_MAX_CHARS
+    from service.digest_cache import FileHistory
+
+    max_chars = DEFAULT_MAX_CHARS if max_chars is None else max_chars
+    history = FileHistory(Path(path), max_chars, cache_dir=_cache_dir(cache))
+    frame, memo = history.read()
     if frame.empty:
         raise ValueError(f"{path}: no usable appeals in the input file.")
     if frame["time"].isna().all():
         raise ValueError(f"{path}: no appeal has a time; the digest needs a 'time' column")
-    return build_digest(frame, week_ending, tagger=tagger, progress=progress)
+    out = _build(frame, week_ending, tagger=tagger, progress=progress, memo=memo)
+    history.save(frame, memo)
+    return out
+
+
+def _cache_dir(cache) -> Path | None:
+    from service.digest_cache import default_dir
+
+    if cache is True:
+        return default_dir()
+    return Path(cache) if cache else None
 
 
 # --- the detector on the history it needs ----------------------------------------------------
-def _fit_detector(f: pd.DataFrame, week_end: date):
+def _fit_detector(f: pd.DataFrame, week_end: date, memo=None):
     """The detector on the history: counts, seasons and calendar from all of it, words (for
     emerging issues) only from the last TEXT_DAYS days, the most its emerging-issue tests
-    as of ``week_end`` read (``terms_since``): years of history are not segmented."""
+    as of ``week_end`` read (``terms_since``): years of history are not segmented. ``memo``
+    (:class:`models.trends.TextMemo`) keeps the per-text work for the next run: what this
+    history holds."""
     from models.trends import TrendDetector
 
     cols = [c for c in ("id", "time", "text", "district", "category", "user") if c in f.columns]
     last = min(week_end, f["time"].max().date())  # detect() answers as of the last day with data
-    return TrendDetector().fit(f[cols], terms_since=last - timedelta(days=TEXT_DAYS))
+    det = TrendDetector().fit(f[cols], terms_since=last - timedelta(days=TEXT_DAYS), memo=memo)
+    if memo is not None:
+        memo.keep(f["text"].to_numpy(dtype=object))
+    return det
+
+
+class _Grouping:
+    """The week's hotspots grouped in a forked process, beside this one's work.
+
+    The grouping itself is one sequential pass, but the features of each distinct text
+    (places, words, signature: most of its time) are not: this process computes a share of
+    them (:meth:`help`, when it would otherwise wait) and sends them over a pipe; the
+    grouping process computes the rest, takes them and groups. The groups are those of
+    :func:`_group_week` in this process."""
+
+    def __init__(self, week: pd.DataFrame, share: float = 0.35):
+        import multiprocessing as mp
+
+        from models.hotspots import _warm_up
+
+        _warm_up()  # loaded once, shared by both processes
+        self.week = week[[c for c in _GROUP_COLUMNS if c in week.columns]]
+        texts = list(dict.fromkeys(self.week["text"].tolist()))
+        k = int(len(texts) * share)
+        self.mine = set(texts[len(texts) - k:])  # the last distinct texts: the process starts with the first
+        ctx = mp.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_group_child, args=(child, self.week, self.mine), daemon=True)
+        self._proc.start()
+        child.close()
+        self._helped = False
+        self._sender = None
+        self._result = None
+
+    def help(self) -> None:
+        """Compute this process's share of the text features and send it."""
+        if self._helped:
+            return
+        self._helped = True
+        from models.hotspots import HotspotGrouper
+
+        rows = self.week[self.week["text"].isin(self.mine)]
+        memo = HotspotGrouper()._features_of(rows["text"].tolist(),
+                                             rows["district"].tolist() if "district" in rows else [None] * len(rows))
+        # sent from a thread: the write waits until the other process reads, this one goes on
+        self._sender = threading.Thread(target=self._send, args=(memo,), daemon=True)
+        self._sender.start()
+
+    def _send(self, memo) -> None:
+        try:
+            self._conn.send(memo)
+        except (OSError, ValueError):
+            pass  # the grouping process is gone; result() says why
+
+    def done(self) -> bool:
+        return self._result is not None or self._conn.poll()
+
+    def result(self) -> list[dict]:
+        self.help()
+        if self._result is None:
+            try:
+                self._result = self._conn.recv()
+            except EOFError:
+                self._result = ("error", RuntimeError("the hotspot grouping process ended without an answer"))
+            self.shutdown()
+        kind, value = self._result
+        if kind == "error":
+            raise value
+        return value
+
+    def shutdown(self) -> None:
+        if self._sender is not None:
+            self._sender.join(timeout=5)
+        self._conn.close()
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+_GROUP_COLUMNS = ("id", "time", "text", "district", "user", "urgency")
+
+
+def _group_child(conn, week: pd.DataFrame, theirs: set) -> None:
+    """The grouping process of :class:`_Grouping`."""
+    from models.hotspots import HotspotGrouper
+
+    try:
+        g = HotspotGrouper()
+        rows = week[~week["text"].isin(theirs)]
+        memo = g._features_of(rows["text"].tolist(),
+                              rows["district"].tolist() if "district" in rows else [None] * len(rows))
+        memo.update(conn.recv())
+        g.add_frame(week, progress=False, _memo=memo)
+        conn.send(("ok", g.groups(min_size=2)))
+    except BaseException as err:  # noqa: BLE001 (handed to the parent, which raises it)
+        try:
+            conn.send(("error", err))
+        except (OSError, ValueError):
+            pass  # the parent gave up on the grouping (it failed first)
+    finally:
+        conn.close()
+
+
+def _group_apart(week: pd.DataFrame):
+    """A :class:`_Grouping` of ``week``, or None when no process can be started."""
+    try:
+        return _Grouping(week)
+    except (OSError, ValueError):
+        return None
 
 
 def _group_week(week: pd.DataFrame) -> list[dict]:
     from models.hotspots import HotspotGrouper
 
-    cols = [c for c in ("id", "time", "text", "district", "user", "urgency") if c in week.columns]
+    cols = [c for c in _GROUP_COLUMNS if c in week.columns]
     g = HotspotGrouper()
-    w = week[cols].copy()
-    w["time"] = w["time"].map(lambda t: t.isoformat())
-    g.add_frame(w, progress=False)
+    g.add_frame(week[cols], progress=False)  # times as datetimes: the grouper reads them as their ISO strings
     return g.groups(min_size=2)
 
 
@@ -396,7 +561,7 @@ def build_digest(frame: pd.DataFrame, week_ending, *, tagger=None, progress: boo
 
 
 def _build(frame, week_ending, *, tagger=None, progress=False, corrections=None, groups=None,
-           source="file", zone=None) -> dict:
+           source="file", zone=None, memo=None) -> dict:
     import time as clock
 
     from service.config import Settings
@@ -411,79 +576,97 @@ def _build(frame, week_ending, *, tagger=None, progress=False, corrections=None,
             log.info("digest %s: %s (%.1f s)", week_end, name, clock.perf_counter() - started)
 
     stage("reading appeals")
-    f = _prepare(frame, week_end, zone)
-    f["day"] = f["time"].dt.normalize()
-    in_week = (f["day"] >= pd.Timestamp(week_start)).to_numpy()
-    versions: list[str] = []
-    if tagger is not None:
-        if not _has(f, "category"):
-            stage(f"tagging categories of {len(f):,} appeals")
-            f["category"] = [str(c) for c in tagger.category.predict(f["text"].tolist())]
-        if not _has(f, "urgency") and in_week.any():
-            stage(f"tagging the week's {int(in_week.sum()):,} appeals")
-            idx = np.flatnonzero(in_week)
-            tags = []
-            texts = f["text"].to_numpy()[idx].tolist()
-            times = [t.isoformat() for t in f["time"].to_numpy()[idx].astype("datetime64[s]").tolist()]
-            for s in range(0, len(idx), 1000):
-                tags += tagger.tag(texts[s:s + 1000], received_at=times[s:s + 1000])
-            for col in ("urgency", "needs_review", "confidence", "model_version", "deadlines"):
-                f[col] = None
-                f[col] = f[col].astype(object)
-                f.loc[idx, col] = pd.Series([t.get(col) for t in tags], index=idx, dtype=object)
-        versions = [tagger.version]
-    week = f[in_week]
-    stage(f"{len(week):,} appeals in the week, {len(f):,} with history")
+    # Hotspots of the week, grouped beside the rest on a second core when the week is big:
+    # started from the week's rows alone when the frame's times are read already.
+    future = None
+    if groups is None and tagger is None and "time" in frame.columns \
+            and pd.api.types.is_datetime64_dtype(frame["time"].dtype) and frame["time"].dt.tz is None:
+        at = (frame["time"] >= pd.Timestamp(week_start)) & (frame["time"] < pd.Timestamp(week_end + timedelta(days=1)))
+        if at.sum() >= GROUP_APART:
+            try:  # the week's rows prepared alone are the week's rows of the whole frame prepared
+                future = _group_apart(_prepare(frame[at], week_end, zone, memo))
+                if future is not None:
+                    future.help()
+            except ValueError:
+                pass  # (the whole frame's preparation says what is wrong)
+    try:
+        f = _prepare(frame, week_end, zone, memo)
+        f["day"] = f["time"].dt.normalize()
+        in_week = (f["day"] >= pd.Timestamp(week_start)).to_numpy()
+        versions: list[str] = []
+        if tagger is not None:
+            if not _has(f, "category"):
+                stage(f"tagging categories of {len(f):,} appeals")
+                f["category"] = [str(c) for c in tagger.category.predict(f["text"].tolist())]
+            if not _has(f, "urgency") and in_week.any():
+                stage(f"tagging the week's {int(in_week.sum()):,} appeals")
+                idx = np.flatnonzero(in_week)
+                tags = []
+                texts = f["text"].to_numpy()[idx].tolist()
+                times = [t.isoformat() for t in f["time"].to_numpy()[idx].astype("datetime64[s]").tolist()]
+                for s in range(0, len(idx), 1000):
+                    tags += tagger.tag(texts[s:s + 1000], received_at=times[s:s + 1000])
+                for col in ("urgency", "needs_review", "confidence", "model_version", "deadlines"):
+                    f[col] = None
+                    f[col] = f[col].astype(object)
+                    f.loc[idx, col] = pd.Series([t.get(col) for t in tags], index=idx, dtype=object)
+            versions = [tagger.version]
+        week = f[in_week]
+        stage(f"{len(week):,} appeals in the week, {len(f):,} with history")
 
-    # Hotspots of the week (grouped beside the detector on a second core when the week is big).
-    pool = future = None
-    if groups is None and len(week) >= 2000:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        if groups is None and future is None and len(week) >= GROUP_APART:
+            future = _group_apart(week)
+            if future is not None:
+                future.help()
+        stage("fitting early warning")
+        det = _fit_detector(f, week_end, memo) if len(f) else None
+        alerts = det.detect(week_end.isoformat(), since_days=7) if det is not None else []
+        cal = det.calendar(week_end.isoformat(), weeks=4) if det is not None else {"entries": []}
 
-        try:
-            pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
-            future = pool.submit(_group_week, week)
-        except (OSError, ValueError):
-            pool = None
-    stage("fitting early warning")
-    det = _fit_detector(f, week_end) if len(f) else None
-    alerts = det.detect(week_end.isoformat(), since_days=7) if det is not None else []
-    cal = det.calendar(week_end.isoformat(), weeks=4) if det is not None else {"entries": []}
-    stage("grouping hotspots")
-    if groups is None:
-        if future is not None:
-            groups = future.result()
-            pool.shutdown()
-        else:
-            groups = _group_week(week) if len(week) else []
-
-    stage("writing the digest")
-    ctx = _Context(f, week, det, week_start, week_end)
-    risks = ctx.risks(alerts, cal)
-    onsets = [a for a in alerts if a["kind"] == "seasonal_onset"]
-    coming = ctx.coming_up(cal, onsets)
-    headline = ctx.headline()
-    if det is not None:  # appeals a day over the last weeks against the expected band, this week in red
-        t_end = min(det._day(week_end.isoformat()), det.counts_.shape[1] - 1)
-        headline["daily"] = ctx._chart(det.total_[:t_end + 1], (week_start.isoformat(), week_end.isoformat()))
-    hot = ctx.hotspots(groups)
-    heat = ctx.heat_table()
-    crit = ctx.critical(zone)
-    health = ctx.model_health(versions, corrections)
-    quiet = not risks and not onsets
-    summary = ctx.summary(headline, risks, coming, hot, quiet)
-    return {
-        "schema": SCHEMA,
-        "week_start": week_start.isoformat(), "week_ending": week_end.isoformat(),
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": source, "timezone": zone,
-        "history": {"first_day": f["day"].min().date().isoformat() if len(f) else None, "appeals": int(len(f))},
-        "quiet": quiet, "summary": summary,
-        "headline": headline, "risks": risks, "coming_up": coming, "hotspots": hot,
-        "heat_table": heat, "critical_urgent": crit, "model_health": health,
-        "seconds": round(clock.perf_counter() - started, 2),
-    }
+        stage("writing the digest")
+        ctx = _Context(f, week, det, week_start, week_end)
+        risks = ctx.risks(alerts, cal)
+        onsets = [a for a in alerts if a["kind"] == "seasonal_onset"]
+        coming = ctx.coming_up(cal, onsets)
+        headline = ctx.headline()
+        if det is not None:  # appeals a day over the last weeks against the expected band, this week in red
+            t_end = min(det._day(week_end.isoformat()), det.counts_.shape[1] - 1)
+            headline["daily"] = ctx._chart(det.total_[:t_end + 1], (week_start.isoformat(), week_end.isoformat()))
+        heat = ctx.heat_table()
+        crit = ctx.critical(zone)
+        health = ctx.model_health(versions, corrections)
+        if groups is None:
+            if future is not None:
+                # this core would wait for the hotspots: the HTML's charts and the names in the
+                # week's texts (kept out of group summaries) meanwhile
+                _draw_ahead(headline, risks, until=future.done)
+                for text in pd.unique(week["text"].to_numpy(dtype=object)):
+                    if future.done():
+                        break
+                    _names_of(text)
+                stage("grouping hotspots")
+                groups = future.result()
+            else:
+                stage("grouping hotspots")
+                groups = _group_week(week) if len(week) else []
+        hot = ctx.hotspots(groups)
+        quiet = not risks and not onsets
+        summary = ctx.summary(headline, risks, coming, hot, quiet)
+        return {
+            "schema": SCHEMA,
+            "week_start": week_start.isoformat(), "week_ending": week_end.isoformat(),
+            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": source, "timezone": zone,
+            "history": {"first_day": f["day"].min().date().isoformat() if len(f) else None, "appeals": int(len(f))},
+            "quiet": quiet, "summary": summary,
+            "headline": headline, "risks": risks, "coming_up": coming, "hotspots": hot,
+            "heat_table": heat, "critical_urgent": crit, "model_health": health,
+            "seconds": round(clock.perf_counter() - started, 2),
+        }
+    except BaseException:
+        if future is not None:  # the grouping process is not left behind
+            future.shutdown()
+        raise
 
 
 def _ids(s) -> list[str]:
@@ -506,6 +689,7 @@ class _Context:
         self.f, self.week, self.det = f, week, det
         self.week_start, self.week_end = week_start, week_end
         self._at = None
+        self._text = None
         self.series_index = {(s.kind, s.name, s.district): j for j, s in enumerate(det.series_)} if det else {}
 
     # -- headline
@@ -547,11 +731,29 @@ class _Context:
         return out
 
     # -- risks
-    def _rows(self, ids) -> pd.DataFrame:
-        if self._at is None:  # id -> row, built once (ids are unique)
+    def _positions(self, ids) -> np.ndarray:
+        """Rows of appeals ``ids`` (ids are unique): looked up among the last weeks' appeals,
+        which every id asked for belongs to (hotspots of the week, evidence of alerts of the
+        last two weeks), and among all only when one is not there."""
+        ids = [str(i) for i in ids]
+        if self._at is None:
+            first = int(np.searchsorted(self.f["time"].to_numpy(),
+                                        np.datetime64(self.week_start - timedelta(days=RECENT_DAYS)), side="left"))
+            self._at = dict(zip(self.f["id"].iloc[first:].tolist(), range(first, len(self.f))))
+        at = np.array([self._at.get(i, -1) for i in ids], dtype=np.int64)
+        if (at < 0).any() and len(self._at) < len(self.f):
             self._at = dict(zip(self.f["id"].tolist(), range(len(self.f))))
-        at = np.array([self._at.get(str(i), -1) for i in ids], dtype=np.int64)
-        return self.f.iloc[at[at >= 0]]
+            at = np.array([self._at.get(i, -1) for i in ids], dtype=np.int64)
+        return at[at >= 0]
+
+    def _rows(self, ids) -> pd.DataFrame:
+        return self.f.iloc[self._positions(ids)]
+
+    def _texts(self, ids) -> np.ndarray:
+        """The texts of appeals ``ids`` (without building a frame of their rows: one per group)."""
+        if self._text is None:
+            self._text = self.f["text"].to_numpy(dtype=object)
+        return self._text[self._positions(ids)]
 
     def _department(self, rows: pd.DataFrame, topic: str | None) -> str | None:
         from corpora.rules import default_router
@@ -739,7 +941,7 @@ class _Context:
         items = []
         for g in gs:
             # Keywords come from the members' words: a name their senders wrote is never one.
-            names = names_in(self._rows(g["appeal_ids"])["text"])
+            names = names_in(self._texts(g["appeal_ids"]))
             keywords = [k for k in g.get("keywords") or [] if not any(k in n or n in k for n in names)]
             summary = (_summary_of(g.get("place"), keywords) if g.get("keywords") is not None
                        else _without_names(g["summary"], names))
@@ -860,38 +1062,37 @@ class _Context:
 
 
 # --- the database ----------------------------------------------------------------------------
-def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
+def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str | None = None,
+                   cache: bool | Path = True) -> dict:
     """The digest of the week from the service database: appeals (current category and
     urgency: the latest human label, else the prediction), their latest predictions
     (confidence, model version, deadlines), labels created in the week (corrections) and
-    the stored hotspot groups (grouped here when the database has none for the week)."""
-    from sqlalchemy import DateTime, func, select, type_coerce
+    the stored hotspot groups (grouped here when the database has none for the week).
+
+    ``timezone``: the hotline's (``Settings().timezone``, ``SUQIU_TIMEZONE``, by default).
+    ``cache``: as for :func:`digest_from_file`; here it keeps the appeals' texts by ``seq``
+    (:mod:`service.digest_cache`: every other column is read from the database each time)."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
     from service.config import Settings
     from service.db import Appeal, Label, Prediction, make_engine
+    from service.digest_cache import DatabaseHistory
     from service.hotspot_store import HotspotAssignment, HotspotGroup
 
-    zone = Settings().timezone
+    zone = timezone or Settings().timezone
     week_end = _week_end(week_ending)
-    from zoneinfo import ZoneInfo
-
     tz = ZoneInfo(zone)
     end = datetime.combine(week_end + timedelta(days=1), datetime.min.time(), tz)
     start = end - timedelta(days=HISTORY_DAYS)
     week_lo = end - timedelta(days=7)
+    history = DatabaseHistory(database_url, cache_dir=_cache_dir(cache))
     engine = make_engine(database_url)
     try:
         with Session(engine) as s:
-            # One query for the history; times as plain DateTime (naive UTC on SQLite, aware on
-            # PostgreSQL), converted below in one vectorised step rather than row by row.
-            rows = s.execute(select(Appeal.id, type_coerce(Appeal.time, DateTime()), Appeal.title, Appeal.text,
-                                    Appeal.district, Appeal.user, Appeal.category, Appeal.urgency,
-                                    Appeal.needs_review)
-                             .where(Appeal.time >= start, Appeal.time < end)).all()
-            frame = pd.DataFrame(rows, columns=["id", "time", "title", "text", "district", "user", "category",
-                                                "urgency", "needs_review"], dtype=object)
-            del rows
+            cols, seq = _stored_history(s, start, end, history)
             latest = (select(Prediction.appeal_id, func.max(Prediction.id).label("pid"))
                       .join(Appeal, Appeal.id == Prediction.appeal_id)
                       .where(Appeal.time >= week_lo, Appeal.time < end).group_by(Prediction.appeal_id).subquery())
@@ -912,14 +1113,20 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
                         group_rows[g.id] = g
     finally:
         engine.dispose()
-    if frame.empty:
+    if not len(seq):
         raise ValueError(f"the database has no appeals with a time before {end.date()} (week ending {week_end})")
-    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
-    p = pd.DataFrame(preds, columns=["id", "confidence", "model_version", "deadlines"], dtype=object)
-    frame = frame.merge(p, on="id", how="left")
-    times = frame["time"]
-    frame = frame.astype(object).where(frame.notna(), None)
-    frame["time"] = times
+    cols["time"] = cols["time"].dt.tz_convert(tz)
+    # the week's latest predictions, by id; every column but the times as objects, None where missing
+    week_rows = np.flatnonzero((cols["time"] >= pd.Timestamp(week_lo)).to_numpy())
+    at = dict(zip(cols["id"][week_rows].tolist(), week_rows.tolist()))
+    extra = {c: np.full(len(seq), None, dtype=object) for c in ("confidence", "model_version", "deadlines")}
+    for a, conf, version, deadlines in preds:
+        j = at.get(a)
+        if j is not None:
+            extra["confidence"][j], extra["model_version"][j], extra["deadlines"][j] = conf, version, deadlines
+    cols["time"] = cols["time"].dt.tz_localize(None)
+    frame = pd.DataFrame({c: v if c == "time" else pd.Series(v, dtype=object).where(pd.notna(v), None)
+                          for c, v in {**cols, **extra}.items()})
     # Deadlines of the urgency in force (a label may have changed it): recomputed when they differ.
     corrections = {"value": len(labels), "ids": list(dict.fromkeys(a for a, *_ in labels)),
                    "items": [{"id": a, "field": fld, "old": o, "new": n,
@@ -939,9 +1146,75 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None) -> dict:
                            "place": g.place, "summary": g.summary, "keywords": g.keywords, "heat": g.heat, "districts": g.districts or [],
                            "first_time": g.first_time.isoformat() if g.first_time else None,
                            "last_time": g.last_time.isoformat() if g.last_time else None})
-    out = _build(frame, week_end, tagger=tagger, corrections=corrections, groups=groups, source="database", zone=zone)
+    memo = history.memo()
+    out = _build(frame, week_end, tagger=tagger, corrections=corrections, groups=groups, source="database", zone=zone,
+                 memo=memo)
     out["hotspots"]["source"] = "database" if groups is not None else "grouped for the digest"
+    history.save(seq, frame["id"].to_numpy(dtype=object), frame["text"].to_numpy(dtype=object), memo,
+                 changed=history.missing > 0)
     return out
+
+
+_STORED = ("seq", "id", "time", "district", "user", "category", "urgency", "needs_review")
+
+
+def _stored_history(session, start: datetime, end: datetime, history) -> tuple[dict, np.ndarray]:
+    """The columns of the appeals received in [start, end) as the digest reads them: ``id, time`` (UTC),
+    ``text`` (title and text joined, normalised), ``district, user, category, urgency,
+    needs_review``; and their ``seq``. Texts come from ``history``
+    (:class:`service.digest_cache.DatabaseHistory`) where it holds them, else from the
+    database; the other columns always from the database. Read through the driver's cursor
+    (a million rows: no per-row objects of the ORM's)."""
+    from sqlalchemy import select
+
+    from corpora.records import appeal_texts
+    from service.db import Appeal
+
+    cols = [getattr(Appeal, c) for c in _STORED]
+    where = (Appeal.time >= start, Appeal.time < end)
+    conn = session.connection()
+    with_text = not history.cached
+    stmt = select(*cols, *((Appeal.title, Appeal.text) if with_text else ())).where(*where)
+    rows = _fetch(conn, stmt)
+    table = np.empty((len(rows), len(_STORED) + 2 * with_text), dtype=object)
+    if rows:
+        table[:] = rows
+    del rows
+    seq = table[:, 0].astype(np.int64)
+    ids = table[:, 1]
+    times = pd.Series(table[:, 2])
+    cols = {"id": ids, "time": (pd.to_datetime(times, format="ISO8601", utc=True)
+                                if len(times) and isinstance(times.iat[0], str) else pd.to_datetime(times, utc=True))}
+    for k, name in enumerate(_STORED[3:7], 3):
+        cols[name] = table[:, k]
+    cols["needs_review"] = np.array([None if v is None else bool(v) for v in table[:, 7]], dtype=object)
+    if with_text:
+        titled = pd.DataFrame({"title": table[:, 8], "text": table[:, 9]})
+        texts = _joined_texts(titled) if len(titled) else np.zeros(0, dtype=object)
+        history.missing = len(texts)
+    else:
+        texts, hit = history.texts(seq, ids)
+        missing = np.flatnonzero(~hit)
+        history.missing = len(missing)
+        if len(missing):
+            want = set(seq[missing].tolist())
+            got = _fetch(conn, select(Appeal.seq, Appeal.title, Appeal.text)
+                         .where(Appeal.seq >= int(seq[missing].min()), *where))
+            got = [r for r in got if r[0] in want]
+            by_seq = dict(zip((r[0] for r in got), appeal_texts(pd.DataFrame(got, columns=["seq", "title", "text"]))))
+            texts[missing] = [by_seq[int(q)] for q in seq[missing]]
+    cols["text"] = texts
+    return cols, seq
+
+
+def _fetch(conn, stmt) -> list[tuple]:
+    """The rows of ``stmt`` as the database driver gives them (times as stored: text on
+    SQLite, aware datetimes on PostgreSQL), without SQLAlchemy's row processing."""
+    result = conn.execute(stmt)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -985,7 +1258,40 @@ def _svg(fig, salt: str) -> str:
     return s
 
 
+_DRAWING = threading.Lock()  # pyplot and rcParams are process-wide: one chart at a time
+_DRAWN: dict[str, str] = {}   # charts drawn ahead (_draw_ahead), by what they show
+
+
+def _chart_key(chart: dict, salt: str) -> str:
+    return salt + "\0" + json.dumps(chart, sort_keys=True)
+
+
+def _draw_ahead(headline: dict, risks: list[dict], until=lambda: False) -> None:
+    """Draw the charts :func:`render` will draw, while the week's hotspots are grouped in
+    another process (this one would only wait), until ``until()``: rendering then reuses
+    them."""
+    todo = ([(headline["daily"], "daily")] if headline.get("daily") else []) + \
+        [(r["chart"], f"risk{r['rank']}") for r in risks[:MAX_CHARTS]]
+    drawn = {}
+    try:
+        for chart, salt in todo:
+            if until():
+                break
+            drawn[_chart_key(chart, salt)] = _risk_chart(chart, salt)
+    except FontMissingError:
+        return  # render says so, if it is asked for HTML
+    with _DRAWING:
+        _DRAWN.clear()
+        _DRAWN.update(drawn)
+
+
 def _risk_chart(chart: dict, salt: str) -> str:
+    with _DRAWING:
+        got = _DRAWN.get(_chart_key(chart, salt))
+        return got if got is not None else _draw_chart(chart, salt)
+
+
+def _draw_chart(chart: dict, salt: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")

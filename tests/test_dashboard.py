@@ -214,3 +214,48 @@ def test_alerts_are_computed_once_per_day(browser, monkeypatch):
     assert "截至 2024-11-25 的 7 天" in client.get("/dashboard").text
     client.get("/dashboard")
     assert len(fits) == 1
+
+
+def test_weeks_are_counted_in_sql_as_appeal_by_appeal(database_url):
+    """The weeks page's SQL aggregate (per quarter hour, then per local week) against
+    counting each stored appeal in Python: around local midnights and Sunday ends, with a
+    time missing (the receipt time counts) and on a zone with summer time."""
+    from collections import Counter
+    from datetime import date, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from service import store
+    from service.db import Appeal, make_engine, upgrade
+    from service.routes.dashboard import _weeks, week_end_of
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    base = datetime(2025, 3, 2, 15, 0, tzinfo=timezone.utc)  # Sunday 23:00 in Shanghai
+    appeals, tags = [], []
+    for i in range(300):
+        t = base + timedelta(minutes=37 * i * i % (60 * 24 * 60))
+        appeals.append({"id": f"w{i}", "time": None if i % 41 == 0 else t, "title": None, "text": f"第{i}件诉求",
+                        "district": None, "user": None, "channel": None})
+        tags.append({"model_version": "m", "category": "城乡建设", "confidence": 0.9,
+                     "category_scores": {"城乡建设": 0.9}, "needs_review": i % 3 == 0,
+                     "urgency": ("critical", "urgent", "routine", None)[i % 4]})
+    with Session(engine) as s:
+        store.register_model(s, version="m", path="-", manifest={})
+        store.ingest(s, appeals=appeals, tags=tags)
+        rows = s.execute(select(Appeal.time, Appeal.received_at, Appeal.urgency, Appeal.needs_review)).all()
+        for zone in (ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")):
+            want: dict[date, Counter] = {}
+            for r in rows:
+                when = (r.time or r.received_at).astimezone(zone)
+                c = want.setdefault(week_end_of(when.date()), Counter())
+                c["appeals"] += 1
+                c[r.urgency or "none"] += 1
+                c["review"] += bool(r.needs_review)
+            last = max(want)
+            got = _weeks(s, zone, last, weeks=10_000)
+            assert got == [{"week_ending": w, "appeals": c["appeals"], "critical": c["critical"],
+                            "urgent": c["urgent"], "review": c["review"]} for w, c in sorted(want.items(), reverse=True)]
+    engine.dispose()

@@ -228,3 +228,19 @@ def test_cli_from_a_database_made_by_ingest(small_city_csv, demo_bundle, tmp_pat
     capsys.readouterr()
     assert main(["digest", "--db", url, "--week-ending", "2019-06-30", "--output", str(js)]) == 3
     assert "no appeals" in capsys.readouterr().err
+
+
+def test_the_week_grouped_in_a_second_process_is_grouped_as_here():
+    """A big week's hotspots are grouped in a forked process, this one computing a share of
+    the text features (service.digest._Grouping): the same groups as grouping here."""
+    from service.digest import _group_week, _Grouping
+
+    city = CityConfig(background="shipped", base_per_day=150, senders=True)
+    frame, _ = simulate_stream(start="2024-06-01", end="2024-06-14", city=city, seed=9)
+    frame["time"] = pd.to_datetime(frame["time"])
+    g = _Grouping(frame)
+    g.help()
+    assert g.result() == _group_week(frame)
+    broken = _Grouping(frame.drop(columns=["time"]).assign(time="no time"))
+    with pytest.raises(ValueError, match="time"):
+        broken.result()

@@ -256,3 +256,67 @@ def test_real_reposts_share_groups():
     key = frame["text"].str.replace(r"[\W_]+", "", regex=True).str.lower()
     for _, idx in pd.Series(range(len(frame))).groupby(key.to_numpy()):
         assert len(set(ids[idx.to_numpy()])) == 1
+
+
+# --- the batch path (add_frame) against one appeal at a time --------------------------------
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _signature_one_at_a_time(g, stripped):
+    """MinHash signature of one text as the grouper first computed it (kept as the reference)."""
+    codes = np.frombuffer(stripped.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    k = g.shingle_size
+    if len(codes) < k:
+        codes = np.concatenate([codes, np.zeros(k - len(codes), dtype=np.uint64)])
+    n = len(codes) - k + 1
+    x = codes[:n].copy()
+    for i in range(1, k):
+        x = x * np.uint64(0x110001) + codes[i:i + n]
+    x = np.unique(x)
+    x ^= x >> np.uint64(30)
+    x *= _MIX[0]
+    x ^= x >> np.uint64(27)
+    x *= _MIX[1]
+    x ^= x >> np.uint64(31)
+    return ((g._a[:, None] * x[None, :]).min(axis=1) >> np.uint64(32)).astype(np.uint32)
+
+
+def test_batch_signatures_equal_one_at_a_time():
+    g = HotspotGrouper()
+    g._state()
+    texts = ["a", "ab", "abc", "幸福里小区停水", WATER * 3] + [f"{i}号楼漏水{'很' * i}严重" for i in range(40)]
+    for chunk in (1, 7, 8192):
+        got = g._signatures(texts, chunk=chunk)
+        for t, row in zip(texts, got):
+            np.testing.assert_array_equal(row, _signature_one_at_a_time(g, t))
+
+
+def test_places_with_a_district_as_find_places_gives_them():
+    g = HotspotGrouper()
+    g._state()
+    for text in ["投诉A市A3区洋湖街道幸福里小区停水三天", "没有地名的诉求", "A5区交通很拥堵", "解放路上积水"]:
+        for district in (None, "A1区", "东城区"):
+            tf = g._text_features(text, district)
+            m = find_places(text, district=district)
+            assert (tf.best, tf.district) == (m.best, m.district), (text, district)
+
+
+def test_add_frame_groups_as_adding_one_at_a_time():
+    """add_frame computes each distinct text's features once (re-posts, one text in several
+    districts) and signatures in a batch; it must group exactly as add() does."""
+    from corpora.simulate import CityConfig, simulate_stream
+
+    frame, _ = simulate_stream(start="2024-05-01", end="2024-06-10", city=CityConfig(base_per_day=40, senders=True),
+                               seed=5)
+    frame = frame.copy()
+    frame["time"] = pd.to_datetime(frame["time"])
+    frame.loc[frame.index[::50], "district"] = None
+    one = HotspotGrouper()
+    order = frame.sort_values("time", kind="stable")
+    ids = {r.id: one.add(r.id, r.time.isoformat(), r.text, district=r.district, user=r.user)
+           for r in order.itertuples()}
+    batch = HotspotGrouper()
+    got = batch.add_frame(frame[["id", "time", "text", "district", "user"]], progress=False)
+    assert list(got) == [ids[i] for i in frame["id"]]
+    assert batch.groups() == one.groups()
+    assert [batch.appeal(i) for i in frame["id"]] == [one.appeal(i) for i in frame["id"]]

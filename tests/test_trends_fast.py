@@ -156,3 +156,25 @@ def test_terms_since_is_checked():
     with pytest.raises(ValueError, match="terms_since must be a date"):
         TrendDetector().fit(frame, terms_since="soon")
     assert TrendDetector().fit(frame, terms_since="2023-01-01").detect("2024-01-01") == []
+
+
+def test_a_memo_of_earlier_fits_gives_the_same_fit(stream, fitted):
+    """TextMemo: the per-text work of one fit reused by the next (the digest keeps it from
+    one week to the next) changes nothing."""
+    from models.trends import TextMemo
+
+    _, fast = fitted
+    memo = TextMemo()
+    TrendDetector().fit(stream.iloc[: len(stream) // 2], memo=memo)
+    known = len(memo.normalised)
+    again = TrendDetector().fit(stream, memo=memo)
+    assert known < len(memo.normalised)  # the new texts were added
+    assert again.series_ == fast.series_
+    np.testing.assert_array_equal(again.counts_, fast.counts_)
+    for name in ("ids_", "texts_", "terms_", "doc_day_"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(fast, name), err_msg=name)
+    assert (again.doc_terms_ != fast.doc_terms_).nnz == 0
+    for d in list(_sundays(stream, "2024-06-02", every=28)):
+        assert again.detect(d, since_days=7) == fast.detect(d, since_days=7), d
+    memo.keep(stream["text"].iloc[:10])
+    assert len(memo.normalised) <= 10 and set(memo.topic_lists) <= set(memo.normalised.values())

@@ -2,22 +2,39 @@
 history behind it in ≤ 10 s, start-up included, from a file and from the database).
 
 Simulates a northern city (``corpora.simulate``, ``base_per_day`` ≈ 1,400: ~10,000 appeals a
-week) over two years ending on a Sunday, writes it as CSV (texts drawn from the shipped real corpus, ~400 characters on average:
-~1.2 GB for ~1.04M appeals, ~18k distinct texts; the report gives both), and times ``suqiu digest`` as a
-new process (interpreter start, imports, reading, early warning, hotspots, charts, writing):
+week) over two years ending on a Sunday, texts drawn from the shipped real corpus (~400
+characters on average: ~1.2 GB of CSV for ~1.04M appeals, ~18k distinct texts; the report
+gives both). The history before the last week is ``prev.csv``; ``appeals.csv`` is the same
+file with the last week's rows appended (what a weekly export that grows looks like). Each
+run is ``suqiu digest`` as a new process (interpreter start, imports, reading, early warning,
+hotspots, charts, writing the HTML), timed from outside: wall time, CPU time (user + sys of
+the process and the grouping process it starts) and the 1-minute load beside it, since the
+machine is shared.
 
-* from the file (``--input``);
-* from a SQLite database holding the same appeals with their categories as the stored
-  predictions (written directly with ``service.store.ingest``, not tagged: the benchmark
-  measures the digest, not ingest).
+* **file, cold**: ``appeals.csv`` with no cache entry (``service.digest_cache``), which the
+  run writes;
+* **file, warm**: the previous week's digest is made from a copy of ``prev.csv`` (a cold run,
+  timed too), the week is appended to that copy and its digest made: the run reuses the
+  cached history and reads only the appended rows;
+* **database, warm / cold**: the same on a SQLite database holding ``prev.csv`` (categories as
+  the stored predictions, written with ``service.store.ingest``, not tagged: the benchmark
+  measures the digest, not ingest; built once, ~2–4 minutes, and copied for each run): the
+  previous week's digest, the week ingested, this week's digest (warm), then again without
+  the cache entry (cold).
 
-    python -m training.bench_digest [--per-day 1400] [--years 2] [--out var/bench_digest]
+The JSON digests of the warm and cold runs of each source are compared (equal except
+``generated_at`` and ``seconds``) and the comparison is in the report.
+
+    python -m training.bench_digest [--per-day 1400] [--years 2] [--out var/bench_digest] [--no-db] [--rebuild]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -25,35 +42,51 @@ from datetime import date, timedelta
 from pathlib import Path
 
 WEEK_END = date(2025, 11, 23)
+PREV_END = WEEK_END - timedelta(days=7)
 
 
-def _simulate(per_day: float, years: float, out: Path) -> tuple[Path, int, int]:
+def _simulate(per_day: float, years: float, out: Path) -> dict:
+    """``prev.csv`` (the history before the week) and ``appeals.csv`` (prev.csv with the week's
+    rows appended to it)."""
     from corpora.simulate import CityConfig, simulate_stream
 
     start = WEEK_END - timedelta(days=int(365 * years))
     frame, _ = simulate_stream(start=start.isoformat(), end=WEEK_END.isoformat(),
                                city=CityConfig(base_per_day=per_day), seed=11)
-    path = out / "appeals.csv"
-    frame.to_csv(path, index=False)
-    week = (frame["time"] >= (WEEK_END - timedelta(days=6)).isoformat()).sum()
-    return path, len(frame), int(week)
+    in_week = (frame["time"] >= (PREV_END + timedelta(days=1)).isoformat()).to_numpy()
+    prev, whole = out / "prev.csv", out / "appeals.csv"
+    frame[~in_week].to_csv(prev, index=False)
+    shutil.copyfile(prev, whole)
+    frame[in_week].to_csv(whole, mode="a", header=False, index=False)
+    (out / "week.csv").write_bytes(whole.read_bytes()[prev.stat().st_size:])
+    return {"appeals": len(frame), "week_appeals": int(in_week.sum()), "distinct_texts": int(frame["text"].nunique()),
+            "per_day": per_day, "years": years}
 
 
-def _database(csv: Path, out: Path) -> str:
+def _database(csv: Path, db: Path) -> str:
+    import pandas as pd
+
+    db.unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
+    from service.db import upgrade
+
+    upgrade(url)
+    _ingest(url, pd.read_csv(csv, dtype=str), register=True)
+    return url
+
+
+def _ingest(url: str, frame, *, register: bool = False) -> None:
     import pandas as pd
     from sqlalchemy.orm import sessionmaker
 
     from service import store
-    from service.db import localize, make_engine, upgrade
+    from service.db import localize, make_engine
 
-    db = out / "suqiu.db"
-    db.unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
-    upgrade(url)
-    frame = pd.read_csv(csv, dtype=str)
-    Session = sessionmaker(make_engine(url))
+    engine = make_engine(url)
+    Session = sessionmaker(engine)
     with Session() as s:
-        store.register_model(s, version="simulated", path="-", manifest={})
+        if register:
+            store.register_model(s, version="simulated", path="-", manifest={})
         for i in range(0, len(frame), 5000):
             chunk = frame.iloc[i:i + 5000]
             appeals = [{"id": r.id, "time": localize(pd.Timestamp(r.time).to_pydatetime(), "Asia/Shanghai"),
@@ -62,13 +95,68 @@ def _database(csv: Path, out: Path) -> str:
             tags = [{"model_version": "simulated", "category": c, "confidence": 1.0, "category_scores": {c: 1.0},
                      "needs_review": False} for c in chunk["category"]]
             store.ingest(s, appeals=appeals, tags=tags)
-    return url
+    engine.dispose()
 
 
-def _time(cmd: list[str], env=None) -> float:
+def _copy_db(src: Path, dst: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o600)
+    return f"sqlite:///{dst}"
+
+
+def _run(args: list[str]) -> dict:
+    """One ``suqiu digest`` process: wall and CPU seconds (with its children), load beside,
+    and whether it used a cache entry (it logs so)."""
+    cmd = [sys.executable, "-m", "service.cli", "digest", "-q", *args]
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
-    return round(time.perf_counter() - t, 1)
+    done = subprocess.run(cmd, check=True, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sys.stderr.write(done.stderr)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "cache_used": " cached, " in done.stderr}
+
+
+def _same(a: Path, b: Path) -> bool:
+    def load(p):
+        d = json.loads(p.read_text(encoding="utf-8"))
+        d.pop("generated_at"), d.pop("seconds")
+        return d
+    return load(a) == load(b)
+
+
+def _source_of(url: str) -> str:
+    from service.digest_cache import _source_of
+
+    return _source_of(url)
+
+
+def _drop_entry(kind: str, source: str) -> None:
+    from service.digest_cache import _entry, default_dir
+
+    shutil.rmtree(_entry(default_dir(), kind, source), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _kept_entry(kind: str, source: str):
+    """The cache entry as it is now, put back after the block (a second run then finds what
+    the first found, not what the first wrote)."""
+    from service.digest_cache import _entry, default_dir
+
+    entry = _entry(default_dir(), kind, source)
+    keep = entry.with_name(entry.name + ".kept")
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(entry, keep)
+    try:
+        yield
+    finally:
+        shutil.rmtree(entry, ignore_errors=True)
+        keep.rename(entry)
 
 
 def main(argv=None) -> int:
@@ -77,27 +165,65 @@ def main(argv=None) -> int:
     p.add_argument("--years", type=float, default=2.0)
     p.add_argument("--out", default="var/bench_digest")
     p.add_argument("--no-db", action="store_true", help="only the file")
+    p.add_argument("--rebuild", action="store_true", help="simulate and build the database again")
     args = p.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    csv, n, week = _simulate(args.per_day, args.years, out)
-    report = {"appeals": n, "week_appeals": week, "week_ending": WEEK_END.isoformat(),
-              "csv_mb": round(csv.stat().st_size / 2**20), "distinct_texts": None,
-              "simulate_s": round(time.perf_counter() - t, 1)}
-    import pandas as pd
-
-    report["distinct_texts"] = int(pd.read_csv(csv, usecols=["text"])["text"].nunique())
-    # The machine is shared: the load beside the figures (1-minute average, 2 cores here).
-    report["load_before"] = round(os.getloadavg()[0], 2)
-    suqiu = [sys.executable, "-m", "service.cli", "digest", "--week-ending", WEEK_END.isoformat(), "-q"]
-    report["file_s"] = _time(suqiu + ["--input", str(csv), "--output", str(out / "digest.html")])
-    if not args.no_db:
+    spec_path = out / "data.json"
+    spec = json.loads(spec_path.read_text()) if spec_path.exists() and not args.rebuild else {}
+    if spec.get("per_day") != args.per_day or spec.get("years") != args.years or not (out / "appeals.csv").exists():
         t = time.perf_counter()
-        url = _database(csv, out)
-        report["db_load_s"] = round(time.perf_counter() - t, 1)
-        report["db_s"] = _time(suqiu + ["--db", url, "--output", str(out / "digest_db.html")])
-    report["load_after"] = round(os.getloadavg()[0], 2)
+        spec = _simulate(args.per_day, args.years, out)
+        spec["simulate_s"] = round(time.perf_counter() - t, 1)
+        (out / "prev.db").unlink(missing_ok=True)
+        spec_path.write_text(json.dumps(spec, indent=2))
+    whole, prev = out / "appeals.csv", out / "prev.csv"
+    report = {**spec, "week_ending": WEEK_END.isoformat(), "csv_mb": round(whole.stat().st_size / 2**20)}
+    week_args = ["--week-ending", WEEK_END.isoformat()]
+    prev_args = ["--week-ending", PREV_END.isoformat()]
+
+    # the file: cold, then the previous week's digest of a growing copy and this week's (warm)
+    _drop_entry("file", str(whole))
+    report["file_cold"] = _run([*week_args, "--input", str(whole), "--output", str(out / "digest.html")])
+    _drop_entry("file", str(whole))
+    _run([*week_args, "--input", str(whole), "--output", str(out / "cold.json")])
+    _drop_entry("file", str(whole))
+    work = out / "work.csv"
+    shutil.copyfile(prev, work)
+    _drop_entry("file", str(work))
+    report["file_prev_week_cold"] = _run([*prev_args, "--input", str(work), "--output", str(out / "prev.html")])
+    with open(work, "ab") as fh:
+        fh.write((out / "week.csv").read_bytes())
+    with _kept_entry("file", str(work)):  # both runs find the previous week's entry
+        report["file_warm"] = _run([*week_args, "--input", str(work), "--output", str(out / "digest_warm.html")])
+    _run([*week_args, "--input", str(work), "--output", str(out / "warm.json")])
+    report["file_warm_equals_cold"] = _same(out / "warm.json", out / "cold.json")
+    _drop_entry("file", str(work))
+    work.unlink()
+
+    if not args.no_db:
+        import pandas as pd
+
+        base = out / "prev.db"
+        if not base.exists():
+            t = time.perf_counter()
+            _database(prev, base)
+            report["db_build_s"] = round(time.perf_counter() - t, 1)
+        db = out / "suqiu.db"
+        url = _copy_db(base, db)
+        source = _source_of(url)
+        _drop_entry("db", source)
+        report["db_prev_week_cold"] = _run([*prev_args, "--db", url, "--output", str(out / "prev_db.html")])
+        _ingest(url, pd.read_csv(out / "week.csv", dtype=str, header=None,
+                                 names=pd.read_csv(prev, nrows=0).columns.tolist()))
+        with _kept_entry("db", source):
+            report["db_warm"] = _run([*week_args, "--db", url, "--output", str(out / "digest_db_warm.html")])
+        _run([*week_args, "--db", url, "--output", str(out / "db_warm.json")])
+        _drop_entry("db", source)
+        report["db_cold"] = _run([*week_args, "--db", url, "--output", str(out / "digest_db.html")])
+        _drop_entry("db", source)
+        _run([*week_args, "--db", url, "--output", str(out / "db_cold.json")])
+        report["db_warm_equals_cold"] = _same(out / "db_warm.json", out / "db_cold.json")
     report["goal_s"] = 10
     print(json.dumps(report, ensure_ascii=False, indent=2))
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -101,7 +101,8 @@ def router(settings: Settings) -> APIRouter:
         from service.digest import digest_from_db, render  # lazily: the digest pulls in its own libraries
 
         try:
-            digest = digest_from_db(settings.database_url, week_ending, tagger=request.app.state.tagger)
+            digest = digest_from_db(settings.database_url, week_ending, tagger=request.app.state.tagger,
+                                    timezone=settings.timezone)
         except ValueError:  # the digest's refusal of its input: nothing stored up to that week
             raise HTTPException(404, f"No digest for the week ending {week_ending}: no appeals stored up to it") \
                 from None

@@ -1,0 +1,160 @@
+"""The digest's cache (service/digest_cache.py): the digest of a run that reused last week's
+entry equals the digest of a run without it; an entry whose history changed is not used."""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+
+from corpora.records import DEFAULT_MAX_CHARS
+from corpora.simulate import CityConfig, simulate_stream
+from service import digest_cache
+from service.digest import digest_from_db, digest_from_file, read_input
+from service.digest_cache import DatabaseHistory, FileHistory
+
+PREV, WEEK = "2024-10-20", "2024-10-27"  # two Sundays
+CITY = CityConfig(background="shipped", base_per_day=25)
+
+
+@pytest.fixture(scope="module")
+def stream():
+    frame, _ = simulate_stream(start="2024-01-01", end=WEEK, city=CITY, seed=7)
+    in_week = (frame["time"] > PREV + "T23:59:59").to_numpy()
+    return frame[~in_week].reset_index(drop=True), frame[in_week].reset_index(drop=True)
+
+
+@pytest.fixture(autouse=True)
+def small_sources_are_cached(monkeypatch):
+    monkeypatch.setattr(digest_cache, "MIN_ROWS", 1)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in ("generated_at", "seconds")} == \
+        {k: v for k, v in b.items() if k not in ("generated_at", "seconds")}
+
+
+def _spy(monkeypatch, cls, method):
+    made = []
+    orig = getattr(cls, method)
+
+    def wrapped(self, *a, **kw):
+        made.append(self)
+        return orig(self, *a, **kw)
+    monkeypatch.setattr(cls, method, wrapped)
+    return made
+
+
+# a row with an empty text, one with a bad time, one without an id: reported, left out
+BAD = "id,time,district,category,text\nbad-1,2024-10-25 10:00:00,东城区,城乡建设,\n" \
+      "bad-2,yesterday,东城区,城乡建设,小区暖气不热\n,2024-10-26 09:00:00,东城区,城乡建设,小区路灯坏了一个月没人修\n"
+
+
+def test_file_appended_rows_give_the_digest_of_the_whole_file(tmp_path, stream, monkeypatch, caplog):
+    prev, week = stream
+    path, cache = tmp_path / "appeals.csv", tmp_path / "cache"
+    prev.to_csv(path, index=False)
+    made = _spy(monkeypatch, FileHistory, "read")
+    digest_from_file(path, PREV, cache=cache)
+    assert made[-1].state == "cold" and any(cache.iterdir())
+    with open(path, "a", encoding="utf-8", newline="") as fh:  # the week appended, bad rows among it
+        week.iloc[:40].to_csv(fh, header=False, index=False)
+        fh.write(BAD.split("\n", 1)[1])
+        week.iloc[40:].to_csv(fh, header=False, index=False)
+
+    caplog.set_level(logging.WARNING, logger="service.digest")
+    warm = digest_from_file(path, WEEK, cache=cache)
+    assert made[-1].state == "appended"
+    warned = sorted(r.getMessage() for r in caplog.records)
+    caplog.clear()
+    cold = digest_from_file(path, WEEK, cache=False)
+    assert _same(warm, cold)
+    assert warned == sorted(r.getMessage() for r in caplog.records) and len(warned) == 2  # same rows, same numbers
+
+    history = FileHistory(path, DEFAULT_MAX_CHARS, cache_dir=cache)
+    frame, memo = history.read()
+    assert history.state == "same" and memo.normalised
+    pd.testing.assert_frame_equal(frame, read_input(path))
+    assert frame["id"].str.startswith("row-").sum() == 1
+
+
+def test_file_a_changed_history_row_is_read_again(tmp_path, stream, monkeypatch):
+    prev, week = stream
+    path, cache = tmp_path / "appeals.csv", tmp_path / "cache"
+    pd.concat([prev, week]).to_csv(path, index=False)
+    digest_from_file(path, WEEK, cache=cache)
+    changed = pd.concat([prev, week]).reset_index(drop=True)
+    k = changed.index[changed["district"].notna()][5]
+    changed.loc[k, "district"] = "新设区"  # one history row, same file size or not
+    changed.to_csv(path, index=False)
+    made = _spy(monkeypatch, FileHistory, "read")
+    warm = digest_from_file(path, WEEK, cache=cache)
+    assert made[-1].state == "cold"
+    assert _same(warm, digest_from_file(path, WEEK, cache=False))
+    frame, _ = FileHistory(path, DEFAULT_MAX_CHARS, cache_dir=cache).read()
+    assert (frame["district"] == "新设区").sum() == 1
+
+
+def test_file_not_cached_below_min_rows_or_when_off(tmp_path, stream, monkeypatch):
+    prev, _ = stream
+    path = tmp_path / "appeals.csv"
+    prev.to_csv(path, index=False)
+    monkeypatch.setattr(digest_cache, "MIN_ROWS", len(prev) + 1)
+    digest_from_file(path, PREV, cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    history = FileHistory(path, DEFAULT_MAX_CHARS, cache_dir=None)
+    history.read()
+    assert history.state == "off"
+
+
+def test_database_keeps_texts_and_reads_every_other_column(database_url, tmp_path, stream, monkeypatch):
+    from sqlalchemy.orm import Session
+
+    from service import store
+    from service.db import make_engine, upgrade
+    from training.bench_digest import _ingest
+
+    prev, week = stream
+    cache = tmp_path / "cache"
+    upgrade(database_url)
+    _ingest(database_url, prev, register=True)
+    made = _spy(monkeypatch, DatabaseHistory, "texts")
+    digest_from_db(database_url, PREV, cache=cache)  # no entry yet: every text read, then kept
+    assert not made and any(cache.iterdir())
+    _ingest(database_url, week)
+    warm = digest_from_db(database_url, WEEK, cache=cache)
+    assert made and made[-1].state == "warm" and made[-1].missing == len(week)
+    assert _same(warm, digest_from_db(database_url, WEEK, cache=False))
+
+    # a label changes an appeal's category: the digest with the entry sees it
+    engine = make_engine(database_url)
+    target = week["id"].iloc[0]
+    new = "环境保护" if week["category"].iloc[0] != "环境保护" else "城乡建设"
+    with Session(engine) as s:
+        store.add_labels(s, appeal_id=target, changes={"category": new}, reason=None, author="test")
+    engine.dispose()
+    labelled = digest_from_db(database_url, WEEK, cache=cache)
+    assert made[-1].missing == 0
+    assert _same(labelled, digest_from_db(database_url, WEEK, cache=False))
+    assert not _same(labelled, warm)
+
+
+def test_an_entry_of_another_pipeline_is_not_used(tmp_path, stream, monkeypatch):
+    prev, _ = stream
+    path, cache = tmp_path / "appeals.csv", tmp_path / "cache"
+    prev.to_csv(path, index=False)
+    digest_from_file(path, PREV, cache=cache)
+    monkeypatch.setattr(digest_cache, "pipeline_key", lambda: "another")
+    history = FileHistory(path, DEFAULT_MAX_CHARS, cache_dir=cache)
+    history.read()
+    assert history.state == "cold"
+
+
+def test_entries_are_private(tmp_path, stream):
+    prev, _ = stream
+    path, cache = tmp_path / "appeals.csv", tmp_path / "cache"
+    prev.to_csv(path, index=False)
+    digest_from_file(path, PREV, cache=cache)
+    (entry,) = cache.iterdir()
+    assert entry.stat().st_mode & 0o077 == 0
+    assert all(f.stat().st_mode & 0o077 == 0 for f in entry.iterdir())
