@@ -20,8 +20,8 @@ has — the tags, :class:`models.trends.TrendDetector`'s alerts and seasonal cal
 
 Every figure carries the appeal ids behind it (``ids`` / ``evidence_ids``). A week with no
 alert says it is quiet and lists none. Text shown to people goes through
-:func:`corpora.text.redact` and :func:`scrub_names` (personal names after 我叫 / 联系人 …
-and 王先生-style forms of address, which ``redact`` does not cover).
+:func:`corpora.text.redact_names` (numbers, addresses and personal names: after 我叫 /
+联系人 / 村民 …, 王先生-style forms of address, and the person names jieba's tagger marks).
 
 :func:`build_digest` returns a JSON-serialisable dict; :func:`render` writes it as one
 self-contained HTML file (inline SVG charts drawn by matplotlib with glyphs as paths, so
@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from corpora.text import normalise, redact
+from corpora.text import names_in as text_names_in
+from corpora.text import normalise, redact_names
 from models.trends import _factorize
 
 __all__ = ["build_digest", "digest_from_db", "digest_from_file", "read_input", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
@@ -72,29 +73,15 @@ class FontMissingError(RuntimeError):
 
 
 # --- privacy ---------------------------------------------------------------------------------
-_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
-             "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武"
-             "戴莫孔向汤")
-_NAME_AFTER = re.compile(r"(我叫|本人叫|名叫|我是(?=[" + _SURNAMES + r"])|姓名[:：为是]?|联系人[:：为是]?|"
-                         r"投诉人[:：为是]?|反映人[:：为是]?|来电人[:：为是]?|户主[:：为是]?|签名[:：]?)\s*"
-                         r"[\u4e00-\u9fff·]{2,4}?(?=[,，。;；:：\s、!！?？(（\d]|电话|手机|身份|住|家住|$)")
-_ADDRESS = re.compile(r"[" + _SURNAMES + r"][\u4e00-\u9fff]?(?:先生|女士|小姐|师傅|阿姨|大爷|大妈|老师)")
-
-
 def scrub_names(text: str | None) -> str:
-    """Personal names out of ``text``, after :func:`corpora.text.redact`.
+    """Personal data and names out of ``text`` (:func:`corpora.text.redact_names`).
 
     Examples
     --------
     >>> scrub_names("我叫张伟，电话13812345678，联系人：李秀英。王先生说暖气不热")
     '我叫[姓名]，电话[手机号]，联系人：[姓名]。[姓名]说暖气不热'
     """
-    out = redact(text)
-    out = _NAME_AFTER.sub(lambda m: m.group(1) + "[姓名]", out)
-    return _ADDRESS.sub("[姓名]", out)
-
-
-_NAME_IN = re.compile(_NAME_AFTER.pattern.replace(r"[\u4e00-\u9fff·]{2,4}?", r"([\u4e00-\u9fff·]{2,4}?)", 1))
+    return redact_names(text)
 
 
 def names_in(texts) -> set[str]:
@@ -113,8 +100,7 @@ def names_in(texts) -> set[str]:
 @lru_cache(maxsize=65536)
 def _names_of(text) -> frozenset:
     """:func:`names_in` of one text, once per distinct text (a week's groups share texts)."""
-    t = normalise(text)
-    return frozenset([m.group(2) for m in _NAME_IN.finditer(t)] + [m.group(0) for m in _ADDRESS.finditer(t)])
+    return frozenset(text_names_in([normalise(text)]))
 
 
 def _without_names(text: str, names: set[str]) -> str:
