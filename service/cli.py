@@ -283,15 +283,17 @@ def cmd_digest(args) -> int:
         raise CliError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     tagger = _load_tagger(args.model) if args.model else None
     try:
+        from service.config import Settings
+
+        settings = Settings()
+        cache = settings.digest_cache and not args.no_cache
         if args.input:
             # Read for the digest (the columns it uses, each distinct text once): read_appeals' rows and checks.
             digest = digest_from_file(args.input, week_end, tagger=tagger, max_chars=args.max_chars,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, cache=cache)
         else:
-            from service.config import Settings
-
-            url = args.db or Settings().database_url
-            digest = digest_from_db(url, week_end, tagger=tagger)
+            digest = digest_from_db(args.db or settings.database_url, week_end, tagger=tagger,
+                                    timezone=settings.timezone, cache=cache)
         text = render(digest, fmt)
     except FontMissingError as err:
         raise CliError(str(err)) from None
@@ -598,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--model", metavar="DIR", help="bundle to tag categories (and the week's urgency) when absent")
     dg.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
     dg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    dg.add_argument("--no-cache", action="store_true",
+                    help="keep nothing for next week's digest in var/digest_cache (it holds appeal texts)")
     dg.set_defaults(func=cmd_digest)
 
     mo = sub.add_parser("models", help="the model registry (SUQIU_REGISTRY_DIR): list, promote, roll back")

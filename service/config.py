@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     hotspots: bool = True  # on / off: group appeals in the background (the endpoints read what is stored)
     hotspots_interval_s: float = Field(2.0, gt=0, le=3600)  # seconds between refreshes
     hotspots_lease_s: float = Field(30.0, gt=0)  # a dead grouping process is replaced after at most this
+    # the digest keeps parsed rows and per-text features of the history (appeal texts, owner-only)
+    # in var/digest_cache, so next week's digest reads only what is new (service/digest_cache.py)
+    digest_cache: bool = True
     # retraining (training/retrain.py): base training files for POST /v1/models/retrain (JSON lists,
     # e.g. SUQIU_RETRAIN_DATA='["data/appeals.csv"]'), and the gate that judges a challenger
     retrain_data: list[Path] = []

@@ -102,7 +102,7 @@ def router(settings: Settings) -> APIRouter:
 
         try:
             digest = digest_from_db(settings.database_url, week_ending, tagger=request.app.state.tagger,
-                                    timezone=settings.timezone)
+                                    timezone=settings.timezone, cache=settings.digest_cache)
         except ValueError:  # the digest's refusal of its input: nothing stored up to that week
             raise HTTPException(404, f"No digest for the week ending {week_ending}: no appeals stored up to it") \
                 from None
