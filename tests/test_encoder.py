@@ -200,10 +200,13 @@ def test_embed_backend_fits_predicts_and_pickles_without_the_encoder(demo, cache
     np.testing.assert_allclose(proba.sum(1), 1.0)
     assert (model.classes_[proba.argmax(1)] == y[160:220]).mean() > 0.7
     assert model.needs_review(proba).shape == (60,) and 0 < model.review_threshold_ <= 1
-    assert len(model.weights_) == 2 and model.temperature_ > 0
+    assert len(model.weights_) == 1 and model.temperature_ > 0  # concatenation: one SVM, one temperature
     again, size = _roundtrip(model)
     assert size < 10 * 2**20  # TF-IDF and two linear models; the encoder is not in the pickle
     np.testing.assert_allclose(again.predict_proba(X[160:170]), model.predict_proba(X[160:170]), atol=1e-6)
+    stacked = EmbedCategoryClassifier(max_tokens=32, calibration_folds=3, combine="stack", cache_dir=cache)
+    stacked.fit(X[:160], y[:160])
+    assert len(stacked.weights_) == 2 and (stacked.predict(X[160:220]) == y[160:220]).mean() > 0.7
     with pytest.raises(ValueError, match="combine must be"):
         EmbedCategoryClassifier(combine="mean", cache_dir=cache).fit(X[:60], y[:60])
 
