@@ -354,6 +354,9 @@ def retrain(base: pd.DataFrame, *, human: pd.DataFrame, registry, by: str, urgen
     bundle = train_bundle(train_frame, Path(registry) / version,
                           urgency_data=urg_frame, evaluate=False, random_state=random_state, progress=progress,
                           version=version, categories=categories,
+                          # the champion's kind of model: retraining an encoder backend keeps it one
+                          backend=champion.manifest.get("backend", "tfidf") if champion else "tfidf",
+                          base_model=champion.manifest.get("base_model") if champion else None,
                           carry=champion if urg_frame is None else None,
                           extra={"retrain": {"by": by, "champion": champion.version if champion else None,
                                              "data": report["data"], "heldout": report["heldout"]}})

@@ -71,7 +71,7 @@ def train_bundle(data: pd.DataFrame, out, *, urgency_data: pd.DataFrame | None =
     train_seconds = time.perf_counter() - t1
     models = {"category": model}
     rows = {"category": np.unique(row_keys(texts))}
-    info = {"backend": backend, "labels": {"category": [str(c) for c in model.classes_]},
+    info = {"backend": backend, "base_model": None if base_model is None else str(base_model), "labels": {"category": [str(c) for c in model.classes_]},
              "data": {"category": {"n": len(texts), "sha256": data_hash(texts, y)}},
              "review_threshold": model.review_threshold_}
     if categories:
