@@ -146,7 +146,23 @@ def _review(est, proba, y_idx):
     est.oof_accuracy_ = float(correct.mean())
 
 
-class EmbedCategoryClassifier(_EncoderUser, ClassifierMixin, BaseEstimator):
+class _Calibrated:
+    """What the tagger reads of a category model, from its calibrated ``decision_function``."""
+
+    def predict_proba(self, X):
+        """Calibrated probabilities, columns in ``classes_`` order."""
+        return _softmax(self.decision_function(X))
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def needs_review(self, proba: np.ndarray) -> np.ndarray:
+        """True where the top probability is below the validation-chosen threshold."""
+        check_is_fitted(self, "review_threshold_")
+        return proba.max(1) < self.review_threshold_
+
+
+class EmbedCategoryClassifier(_EncoderUser, _Calibrated, ClassifierMixin, BaseEstimator):
     """Frozen encoder embeddings combined with the word + character TF-IDF SVM.
 
     Parameters
@@ -272,18 +288,6 @@ class EmbedCategoryClassifier(_EncoderUser, ClassifierMixin, BaseEstimator):
         return (self.weights_[0] * _two_column(linear_scores(self.svm_, F))
                 + self.weights_[1] * _two_column(linear_scores(self.head_, E)))
 
-    def predict_proba(self, X):
-        """Calibrated probabilities, columns in ``classes_`` order."""
-        return _softmax(self.decision_function(X))
-
-    def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def needs_review(self, proba: np.ndarray) -> np.ndarray:
-        """True where the top probability is below the validation-chosen threshold."""
-        check_is_fitted(self, "review_threshold_")
-        return proba.max(1) < self.review_threshold_
-
 
 class _Classifier:
     """Builds the torch module: encoder + dropout + linear head on mean-pooled states."""
@@ -308,7 +312,7 @@ class _Classifier:
         return Net()
 
 
-class FinetuneCategoryClassifier(_EncoderUser, ClassifierMixin, BaseEstimator):
+class FinetuneCategoryClassifier(_EncoderUser, _Calibrated, ClassifierMixin, BaseEstimator):
     """The encoder fine-tuned on the categories, stacked with the TF-IDF SVM.
 
     Parameters
@@ -635,18 +639,6 @@ class FinetuneCategoryClassifier(_EncoderUser, ClassifierMixin, BaseEstimator):
         if self.svm_ is not None:
             scores = scores + self.weights_[1] * _two_column(linear_scores(self.svm_, self.features_.transform(docs)))
         return scores
-
-    def predict_proba(self, X):
-        """Calibrated probabilities, columns in ``classes_`` order."""
-        return _softmax(self.decision_function(X))
-
-    def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def needs_review(self, proba: np.ndarray) -> np.ndarray:
-        """True where the top probability is below the validation-chosen threshold."""
-        check_is_fitted(self, "review_threshold_")
-        return proba.max(1) < self.review_threshold_
 
 
 def _trainable_state(net, keep: set, *, dtype) -> dict:
