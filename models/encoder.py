@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.registry import sha256_file
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Encoder", "load_encoder", "build_e5", "read_e5s1", "e5_source", "cache_root", "chinese_piece",
@@ -278,12 +280,17 @@ def _tokenizer_json(pieces, scores, special, norm_map) -> "tokenizers.Tokenizer"
     return tok
 
 
-def _source_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def token_batches(windows, batch_tokens: int):
+    """Indices of ``windows`` in batches of similar length, shortest first, each holding at
+    most ``batch_tokens`` tokens once padded (one window per batch at least)."""
+    order = sorted(range(len(windows)), key=lambda k: len(windows[k]))
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end - start + 1) * len(windows[order[end]]) <= batch_tokens:
+            end += 1
+        yield [order[k] for k in range(start, end)]
+        start = end
 
 
 def build_e5(out_dir, *, source=None, trim: bool = False) -> Path:
@@ -342,7 +349,7 @@ def build_e5(out_dir, *, source=None, trim: bool = False) -> Path:
         {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": s["positions"], **special_map},
         indent=2), encoding="utf-8")
     (out / "suqiu_encoder.json").write_text(json.dumps({
-        "source": str(source.name), "source_sha256": _source_hash(source), "converter": CONVERTER_VERSION,
+        "source": str(source.name), "source_sha256": sha256_file(source), "converter": CONVERTER_VERSION,
         "trim": trim, "vocab": len(pieces), "vocab_rows": n_rows,
         "parameters": int(sum(v.size for v in state.values())),
         "prefixes": {"query": "query: ", "passage": "passage: "}}, indent=2), encoding="utf-8")
@@ -389,7 +396,7 @@ _HASHES: dict = {}
 def _source_hash_cached(path: str, size: int, mtime_ns: int) -> str:
     key = (path, size, mtime_ns)
     if key not in _HASHES:
-        _HASHES[key] = _source_hash(Path(path))
+        _HASHES[key] = sha256_file(Path(path))
     return _HASHES[key]
 
 
@@ -545,7 +552,6 @@ class Encoder:
         if todo:
             wins, owner = self.inputs([texts[i] for i in todo], max_tokens=max_tokens, long=long,
                                       tail_tokens=tail_tokens, max_chunks=max_chunks)
-            order = sorted(range(len(wins)), key=lambda k: len(wins[k]))
             sums = np.zeros((len(todo), self.hidden_size), dtype=np.float64)
             weight = np.zeros(len(todo))
             bar = None
@@ -554,12 +560,7 @@ class Encoder:
 
                 bar = tqdm(total=len(wins), desc="embedding", unit="window")
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                start = 0
-                while start < len(order):
-                    end = start + 1
-                    while end < len(order) and (end - start + 1) * len(wins[order[end]]) <= batch_tokens:
-                        end += 1
-                    chunk = [order[k] for k in range(start, end)]
+                for chunk in token_batches(wins, batch_tokens):
                     ids_t, mask_t = self.batch([wins[k] for k in chunk])
                     vecs = self.pooled(ids_t, mask_t).float().numpy()
                     for r, k in enumerate(chunk):
@@ -568,7 +569,6 @@ class Encoder:
                         weight[owner[k]] += max(n_tok, 1)
                     if bar is not None:
                         bar.update(len(chunk))
-                    start = end
             if bar is not None:
                 bar.close()
             vec = (sums / weight[:, None]).astype(np.float32)

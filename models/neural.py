@@ -419,24 +419,19 @@ class FinetuneCategoryClassifier(_EncoderUser, _Calibrated, ClassifierMixin, Bas
         """Per text: logits averaged over its windows (one window unless ``long="chunks"``)."""
         import torch
 
+        from models.encoder import token_batches
+
         enc = self._encoder()
         out = np.zeros((n, len(self.classes_)))
         count = np.zeros(n)
-        order = sorted(range(len(wins)), key=lambda k: len(wins[k]))
         net.eval()
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            start = 0
-            while start < len(order):
-                end = start + 1
-                while end < len(order) and (end - start + 1) * len(wins[order[end]]) <= batch_tokens:
-                    end += 1
-                chunk = [order[k] for k in range(start, end)]
+            for chunk in token_batches(wins, batch_tokens):
                 ids, mask = enc.batch([wins[k] for k in chunk])
                 z = net(ids, mask).float().numpy()
                 for r, k in enumerate(chunk):
                     out[owner[k]] += z[r]
                     count[owner[k]] += 1
-                start = end
         return out / np.maximum(count, 1)[:, None]
 
     def _fingerprint_fit(self, docs, y) -> str:

@@ -77,9 +77,9 @@ def setup_plots() -> str:
     Debian's fonts-noto-cjk), found the way the weekly digest finds it. Returns the family."""
     import matplotlib.pyplot as plt
 
-    from service.digest import _cjk_font
+    from service.digest import cjk_font
 
-    family = _cjk_font()  # FontMissingError, saying how to install the font, when it is absent
+    family = cjk_font()  # FontMissingError, saying how to install the font, when it is absent
     plt.rcParams.update({"font.family": family, "axes.unicode_minus": False, "figure.dpi": 90,
                          "axes.spines.top": False, "axes.spines.right": False})
     return family

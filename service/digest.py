@@ -47,7 +47,7 @@ from corpora.text import names_in as text_names_in
 from corpora.text import normalise, redact_names
 from models.trends import _factorize
 
-__all__ = ["build_digest", "digest_from_db", "digest_from_file", "read_input", "render", "scrub_names", "names_in", "FontMissingError", "FORMATS",
+__all__ = ["build_digest", "digest_from_db", "digest_from_file", "read_input", "render", "scrub_names", "names_in", "FontMissingError", "cjk_font", "FORMATS",
            "SCHEMA"]
 
 log = logging.getLogger(__name__)
@@ -1205,7 +1205,7 @@ def _fetch(conn, stmt) -> list[tuple]:
 
 # --- rendering -------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
-def _cjk_font() -> str:
+def cjk_font() -> str:
     """The CJK font family for matplotlib, or FontMissingError saying how to install it."""
     from matplotlib import font_manager as fm
 
@@ -1283,7 +1283,7 @@ def _draw_chart(chart: dict, salt: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    family = _cjk_font()
+    family = cjk_font()
     x = np.arange(len(chart["days"]))
     with matplotlib.rc_context({"font.family": family, "font.size": 8, "axes.unicode_minus": False}):
         fig, ax = plt.subplots(figsize=(6.2, 1.9), dpi=72)

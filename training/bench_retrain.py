@@ -176,7 +176,7 @@ def _figure(results: dict, reference: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from service.digest import _cjk_font
+    from service.digest import cjk_font
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in results["runs"]:
@@ -187,7 +187,7 @@ def _figure(results: dict, reference: float, path: Path) -> None:
     ax.axhline(reference, ls="--", color="grey", label="all labels at once")
     ax.set_xlabel("labels given (corrections)")
     ax.set_ylabel("macro-F1 of the live model on the fixed test set")
-    ax.set_title("重训练：审核队列顺序 vs 随机顺序", family=_cjk_font())
+    ax.set_title("重训练：审核队列顺序 vs 随机顺序", family=cjk_font())
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

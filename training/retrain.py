@@ -289,7 +289,7 @@ def retrain(base: pd.DataFrame, *, human: pd.DataFrame, registry, by: str, urgen
     champ_path = current_version(registry)
     champion = load_bundle(champ_path) if champ_path is not None else None
     seen = champion.models.get("training_rows") if champion is not None else None
-    report: dict = {"policy": policy_report(policy), "started": utcnow().isoformat(timespec="seconds"), "by": by}
+    report: dict = {"policy": asdict(policy), "started": utcnow().isoformat(timespec="seconds"), "by": by}
 
     cat = labelled_rows(base, human, "category")
     if cat.empty:
@@ -398,10 +398,6 @@ def _summary(report: dict) -> dict:
     keep = ("champion", "challenger", "promoted", "reason", "rules", "champion_metrics", "challenger_metrics",
             "heldout", "data", "label_suspects", "policy", "seconds")
     return {k: report[k] for k in keep if k in report}
-
-
-def policy_report(policy: GatePolicy) -> dict:
-    return asdict(policy)
 
 
 def utcnow() -> datetime:
