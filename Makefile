@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHARED  ?= ../shared/corpora
 MODEL   := models/registry/demo
 
-.PHONY: run test bench bench-trends bench-hostile bench-digest bench-retrain mutation notebooks fonts venv model clean
+.PHONY: run test bench bench-trends bench-hostile bench-digest bench-retrain bench-backends mutation notebooks fonts venv model clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -99,6 +99,13 @@ bench-digest: $(STAMP)
 bench-retrain: $(STAMP)
 	$(BIN)/python -m training.bench_retrain
 	$(BIN)/python -m training.bench_retrain --time-full-retrain
+
+# The category backends (issue 17, ADR 0009) on grouped 3-fold CV of the real appeals: tfidf and the
+# baseline, frozen embeddings, then one fine-tuned fold in a 10-minute budget; var/bench_backends.json.
+bench-backends: $(STAMP)
+	$(BIN)/python -m training.bench_backends --backends baseline tfidf embed --folds 3
+	$(BIN)/python -m training.bench_backends --backends finetune --folds 3 --fold 0 --finetune-budget-s 600
+	$(BIN)/python -m training.bench_backends --summarise --folds 3 --report var/bench_backends.json
 
 # The digest's charts (and the notebooks' plots) need a CJK font: Debian's fonts-noto-cjk.
 fonts:

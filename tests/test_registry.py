@@ -73,6 +73,7 @@ def test_save_writes_a_manifest_of_what_it_saved(tmp_path):
     assert m["files"] == {f: hashlib.sha256((tmp_path / "b" / f).read_bytes()).hexdigest()
                           for f in ("urgency.joblib", "category.joblib")}
     assert m["libraries"]["python"] == platform.python_version() and m["libraries"]["numpy"]
+    assert m["libraries"]["torch"] and m["libraries"]["transformers"]  # an encoder bundle says what it ran on
     assert "甲" in (tmp_path / "b" / "manifest.json").read_text(encoding="utf-8")  # readable, not \\u escapes
     loaded = load_bundle(tmp_path / "b")
     assert loaded.models == {"urgency": {"w": [1, 2]}, "category": {"w": [3]}} and loaded.version == "v7"

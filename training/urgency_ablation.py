@@ -9,6 +9,8 @@ level's macro-F1 with thresholds chosen on the pooled out-of-fold scores (the sa
 every variant, so it ranks ideas; the nested figures of ``--nested-seeds``, where each
 fold chooses its own operating point, are the ones to report). ``--cues`` swaps the
 cue file (e.g. an older one from git) for both. Needs ``../shared`` or your own labels.
+The encoder variants (``embed1``, ``embed2``, ``finetune``, ``finetune+heads``) build the
+encoder cache on first use (models/encoder.py); ``finetune`` takes ~3 CPU minutes a fold.
 """
 from __future__ import annotations
 
@@ -93,6 +95,15 @@ class Data:
             self._lsa = TruncatedSVD(200, random_state=0).fit(v.transform(bgd)).transform(v.transform(self.docs))
         return self._lsa
 
+    def embeddings(self):
+        """Frozen multilingual-e5-small embeddings (mean-pooled over up to eight 256-token windows)."""
+        if getattr(self, "_emb", None) is None:
+            from models.encoder import load_encoder
+
+            self._emb = load_encoder().embed([d.text for d in self.docs], max_tokens=256, long="chunks",
+                                             max_chunks=8, progress=True)
+        return self._emb
+
     def folds(self, seed=0):
         return grouped_folds(self.y, self.groups, n_splits=5, random_state=seed)
 
@@ -128,6 +139,8 @@ def oof(data: Data, variant: str, seed=0):
         extra.data = np.log1p(extra.data)
     if variant.startswith("lsa"):
         extra = sp.csr_matrix(data.lsa() * float(variant[3:]))
+    if variant.startswith("embed"):
+        extra = sp.csr_matrix(data.embeddings() * float(variant[5:]))
     if variant == "cue-window":
         windows = ["。".join(_sentence(d.text, c["start"], c["end"]) for c in f
                             if not c["negated"] and c["level"] == "critical") for d, f in zip(data.docs, data.found)]
@@ -181,6 +194,20 @@ def oof_trees(data: Data, seed=0):
     return pc, np.maximum(pu, pc)
 
 
+def oof_finetune(data: Data, seed=0):
+    """The encoder fine-tuned on the three levels (3 epochs, 128-token head and tail, no TF-IDF):
+    critical score P(critical), urgent-or-above score P(critical) + P(urgent)."""
+    from models.neural import FinetuneCategoryClassifier
+
+    pc, pu = np.zeros(len(data.y)), np.zeros(len(data.y))
+    for tr, te in tqdm(list(data.folds(seed)), desc="fine-tuning folds"):
+        m = FinetuneCategoryClassifier(epochs=3, combine_tfidf=False, max_tokens=128, progress=False,
+                                       random_state=seed).fit([data.texts[i] for i in tr], data.y[tr])
+        P, cls = m.predict_proba([data.texts[i] for i in te]), list(m.classes_)
+        pc[te], pu[te] = P[:, cls.index("critical")], P[:, cls.index("critical")] + P[:, cls.index("urgent")]
+    return pc, pu
+
+
 def scores(y, pc, pu) -> dict:
     crit = y == "critical"
     best = mu.level_thresholds(y, pc, pu)
@@ -202,7 +229,7 @@ def cue_table(data: Data) -> None:
 
 
 VARIANTS = ["heads", "C1", "C10", "window-1500", "words", "cue-weight-0.5", "screen-weight-0.5", "ordinal",
-            "ordinal+critical-head", "ridge", "context", "cue-window", "lsa1", "lsa3", "trees", "trees+heads"]
+            "ordinal+critical-head", "ridge", "context", "cue-window", "lsa1", "lsa3", "embed1", "embed2", "trees", "trees+heads", "finetune", "finetune+heads"]
 
 
 def main(argv=None) -> int:
@@ -227,12 +254,15 @@ def main(argv=None) -> int:
         cue_table(data)
     done = {}
     for name in tqdm(args.only or VARIANTS, desc="variants"):
-        if name == "trees+heads":
-            a, b = done.get("trees") or oof_trees(data), done.get("heads") or oof(data, "heads")
+        if name.endswith("+heads"):
+            first = name.split("+")[0]
+            a = done.get(first) or (oof_trees(data) if first == "trees" else oof_finetune(data))
+            b = done.get("heads") or oof(data, "heads")
             r = lambda x: rankdata(x) / len(x)  # noqa: E731
             pc, pu = (r(a[0]) + r(b[0])) / 2, (r(a[1]) + r(b[1])) / 2
         else:
-            pc, pu = oof_trees(data) if name == "trees" else oof(data, name)
+            pc, pu = (oof_trees(data) if name == "trees" else oof_finetune(data) if name == "finetune"
+                      else oof(data, name))
         done[name] = (pc, pu)
         print(f"{name:24s} {scores(data.y, pc, pu)}", flush=True)
     for seed in args.nested_seeds:
