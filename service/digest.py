@@ -547,7 +547,7 @@ def build_digest(frame: pd.DataFrame, week_ending, *, tagger=None, progress: boo
 
 
 def _build(frame, week_ending, *, tagger=None, progress=False, corrections=None, groups=None,
-           source="file", zone=None, memo=None) -> dict:
+           source="file", zone=None, memo=None, future=None) -> dict:
     import time as clock
 
     from service.config import Settings
@@ -564,8 +564,7 @@ def _build(frame, week_ending, *, tagger=None, progress=False, corrections=None,
     stage("reading appeals")
     # Hotspots of the week, grouped beside the rest on a second core when the week is big:
     # started from the week's rows alone when the frame's times are read already.
-    future = None
-    if groups is None and tagger is None and "time" in frame.columns \
+    if future is None and groups is None and tagger is None and "time" in frame.columns \
             and pd.api.types.is_datetime64_dtype(frame["time"].dtype) and frame["time"].dt.tz is None:
         at = (frame["time"] >= pd.Timestamp(week_start)) & (frame["time"] < pd.Timestamp(week_end + timedelta(days=1)))
         if at.sum() >= GROUP_APART:
@@ -1075,10 +1074,18 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
     start = end - timedelta(days=HISTORY_DAYS)
     week_lo = end - timedelta(days=7)
     history = DatabaseHistory(database_url, cache_dir=_cache_dir(cache))
+    memo = history.memo()
     engine = make_engine(database_url)
+    future = None
     try:
         with Session(engine) as s:
-            cols, seq = _stored_history(s, start, end, history)
+            assigned = s.execute(select(HotspotAssignment.appeal_id, HotspotAssignment.group_id)
+                                 .join(Appeal, Appeal.id == HotspotAssignment.appeal_id)
+                                 .where(Appeal.time >= week_lo, Appeal.time < end,
+                                        HotspotAssignment.group_id.is_not(None))).all()
+            if not assigned and tagger is None:  # the week's hotspots grouped on the other core meanwhile
+                future = _group_stored_week(s, week_lo, end, tz, zone, week_end, memo)
+            cols, seq, kept = _stored_history(s, start, end, history)
             latest = (select(Prediction.appeal_id, func.max(Prediction.id).label("pid"))
                       .join(Appeal, Appeal.id == Prediction.appeal_id)
                       .where(Appeal.time >= week_lo, Appeal.time < end).group_by(Prediction.appeal_id).subquery())
@@ -1087,19 +1094,21 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
             labels = s.execute(select(Label.appeal_id, Label.field, Label.old_value, Label.new_value, Label.created_at)
                                .where(Label.created_at >= week_lo, Label.created_at < end)
                                .order_by(Label.id)).all()
-            assigned = s.execute(select(HotspotAssignment.appeal_id, HotspotAssignment.group_id)
-                                 .join(Appeal, Appeal.id == HotspotAssignment.appeal_id)
-                                 .where(Appeal.time >= week_lo, Appeal.time < end,
-                                        HotspotAssignment.group_id.is_not(None))).all()
             group_rows = {}
             if assigned:
                 gids = sorted({g for _, g in assigned})
                 for i in range(0, len(gids), 500):
                     for g in s.scalars(select(HotspotGroup).where(HotspotGroup.id.in_(gids[i:i + 500]))):
                         group_rows[g.id] = g
+    except BaseException:
+        if future is not None:
+            future.shutdown()
+        raise
     finally:
         engine.dispose()
     if not len(seq):
+        if future is not None:
+            future.shutdown()
         raise ValueError(f"the database has no appeals with a time before {end.date()} (week ending {week_end})")
     cols["time"] = cols["time"].dt.tz_convert(tz)
     # the week's latest predictions, by id; every column but the times as objects, None where missing
@@ -1111,8 +1120,8 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
         if j is not None:
             extra["confidence"][j], extra["model_version"][j], extra["deadlines"][j] = conf, version, deadlines
     cols["time"] = cols["time"].dt.tz_localize(None)
-    frame = pd.DataFrame({c: v if c == "time" else pd.Series(v, dtype=object).where(pd.notna(v), None)
-                          for c, v in {**cols, **extra}.items()})
+    # object columns as the driver gave them (None where NULL: no NaN to replace)
+    frame = pd.DataFrame({c: v if c == "time" else pd.Series(v, dtype=object) for c, v in {**cols, **extra}.items()})
     # Deadlines of the urgency in force (a label may have changed it): recomputed when they differ.
     corrections = {"value": len(labels), "ids": list(dict.fromkeys(a for a, *_ in labels)),
                    "items": [{"id": a, "field": fld, "old": o, "new": n,
@@ -1132,65 +1141,96 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
                            "place": g.place, "summary": g.summary, "keywords": g.keywords, "heat": g.heat, "districts": g.districts or [],
                            "first_time": g.first_time.isoformat() if g.first_time else None,
                            "last_time": g.last_time.isoformat() if g.last_time else None})
-    memo = history.memo()
     out = _build(frame, week_end, tagger=tagger, corrections=corrections, groups=groups, source="database", zone=zone,
-                 memo=memo)
+                 memo=memo, future=future if groups is None else None)
     out["hotspots"]["source"] = "database" if groups is not None else "grouped for the digest"
-    history.save(seq, frame["id"].to_numpy(dtype=object), frame["text"].to_numpy(dtype=object), memo,
-                 changed=history.missing > 0)
+    history.save(seq, cols["id"], kept, memo, changed=history.missing > 0)
     return out
 
 
-_STORED = ("seq", "id", "time", "district", "user", "category", "urgency", "needs_review")
+_TAGS = ("seq", "id", "category", "urgency", "needs_review")  # read at every run: labels change them
+_KEPT = ("time", "district", "user", "title", "text")  # never change once stored: cached by seq
 
 
-def _stored_history(session, start: datetime, end: datetime, history) -> tuple[dict, np.ndarray]:
+def _stored_history(session, start: datetime, end: datetime, history) -> tuple[dict, np.ndarray, dict]:
     """The columns of the appeals received in [start, end) as the digest reads them: ``id, time`` (UTC),
     ``text`` (title and text joined, normalised), ``district, user, category, urgency,
-    needs_review``; and their ``seq``. Texts come from ``history``
-    (:class:`service.digest_cache.DatabaseHistory`) where it holds them, else from the
-    database; the other columns always from the database. Read through the driver's cursor
-    (a million rows: no per-row objects of the ORM's)."""
+    needs_review``; their ``seq``; and what ``history`` keeps of them
+    (:class:`service.digest_cache.DatabaseHistory`: text, time, district, sender). What it
+    holds is not read again; the tags always are. Read through the driver's cursor (a
+    million rows: no per-row objects of the ORM's)."""
     from sqlalchemy import select
 
-    from corpora.records import appeal_texts
     from service.db import Appeal
 
-    cols = [getattr(Appeal, c) for c in _STORED]
     where = (Appeal.time >= start, Appeal.time < end)
     conn = session.connection()
-    with_text = not history.cached
-    stmt = select(*cols, *((Appeal.title, Appeal.text) if with_text else ())).where(*where)
-    rows = _fetch(conn, stmt)
-    table = np.empty((len(rows), len(_STORED) + 2 * with_text), dtype=object)
+    cached = history.cached
+    names = _TAGS if cached else _TAGS + _KEPT
+    rows = _fetch(conn, select(*(getattr(Appeal, c) for c in names)).where(*where))
+    table = np.empty((len(rows), len(names)), dtype=object)
     if rows:
         table[:] = rows
     del rows
-    seq = table[:, 0].astype(np.int64)
-    ids = table[:, 1]
-    times = pd.Series(table[:, 2])
-    cols = {"id": ids, "time": (pd.to_datetime(times, format="ISO8601", utc=True)
-                                if len(times) and isinstance(times.iat[0], str) else pd.to_datetime(times, utc=True))}
-    for k, name in enumerate(_STORED[3:7], 3):
-        cols[name] = table[:, k]
-    cols["needs_review"] = np.array([None if v is None else bool(v) for v in table[:, 7]], dtype=object)
-    if with_text:
-        titled = pd.DataFrame({"title": table[:, 8], "text": table[:, 9]})
-        texts = _joined_texts(titled) if len(titled) else np.zeros(0, dtype=object)
-        history.missing = len(texts)
-    else:
-        texts, hit = history.texts(seq, ids)
+    seq, ids = table[:, 0].astype(np.int64), table[:, 1]
+    if cached:
+        kept, hit = history.rows(seq, ids)
         missing = np.flatnonzero(~hit)
-        history.missing = len(missing)
-        if len(missing):
-            want = set(seq[missing].tolist())
-            got = _fetch(conn, select(Appeal.seq, Appeal.title, Appeal.text)
-                         .where(Appeal.seq >= int(seq[missing].min()), *where))
-            got = [r for r in got if r[0] in want]
-            by_seq = dict(zip((r[0] for r in got), appeal_texts(pd.DataFrame(got, columns=["seq", "title", "text"]))))
-            texts[missing] = [by_seq[int(q)] for q in seq[missing]]
-    cols["text"] = texts
-    return cols, seq
+        if len(missing):  # appeals the entry does not hold: read whole (from the first of them on)
+            at = {q: i for i, q in enumerate(seq[missing].tolist())}
+            got = [r for r in _fetch(conn, select(Appeal.seq, *(getattr(Appeal, c) for c in _KEPT))
+                                     .where(Appeal.seq >= int(seq[missing].min()), *where)) if r[0] in at]
+            order = missing[[at[r[0]] for r in got]]
+            new = _kept_columns(pd.DataFrame([r[1:] for r in got], columns=list(_KEPT)))
+            for c, v in new.items():
+                kept[c][order] = v
+    else:
+        kept = _kept_columns(pd.DataFrame(table[:, len(_TAGS):], columns=list(_KEPT)))
+        missing = seq
+    history.missing = len(missing)
+    cols = {"id": ids, "time": pd.Series(pd.to_datetime(kept["time"], utc=True)),
+            "district": kept["district"], "user": kept["user"], "category": table[:, 2], "urgency": table[:, 3],
+            "needs_review": np.array([None if v is None else bool(v) for v in table[:, 4]], dtype=object),
+            "text": kept["text"]}
+    return cols, seq, kept
+
+
+def _group_stored_week(session, lo: datetime, end: datetime, tz, zone: str, week_end: date, memo):
+    """A :class:`_Grouping` of the week's stored appeals, started before the history is read
+    (None for a week too small to group apart). The rows are read in time, then arrival
+    order: the order the whole history's rows come in on SQLite (its time index), and one
+    order on every database."""
+    from sqlalchemy import select
+
+    from service.db import Appeal
+
+    names = ("id", "time", "title", "text", "district", "user", "urgency")
+    rows = _fetch(session.connection(), select(*(getattr(Appeal, c) for c in names))
+                  .where(Appeal.time >= lo, Appeal.time < end).order_by(Appeal.time, Appeal.seq))
+    if len(rows) < GROUP_APART:
+        return None
+    f = pd.DataFrame(rows, columns=list(names))
+    f["time"] = pd.Series(pd.to_datetime(_utc_ns(f["time"]), utc=True)).dt.tz_convert(tz).dt.tz_localize(None)
+    future = _group_apart(_prepare(f, week_end, zone, memo))
+    if future is not None:
+        future.help()
+    return future
+
+
+def _kept_columns(f: pd.DataFrame) -> dict:
+    """What the digest cache keeps of stored appeals (``f``: their ``_KEPT`` columns as the
+    driver gives them): the joined text, the time as UTC nanoseconds, district and sender."""
+    return {"time": _utc_ns(f["time"]), "district": f["district"].to_numpy(dtype=object),
+            "user": f["user"].to_numpy(dtype=object), "text": _joined_texts(f) if len(f) else np.zeros(0, dtype=object)}
+
+
+def _utc_ns(times: pd.Series) -> np.ndarray:
+    """Stored times (ISO text on SQLite, aware datetimes on PostgreSQL) as UTC nanoseconds."""
+    if len(times) and isinstance(times.iat[0], str):
+        times = pd.to_datetime(times, format="ISO8601", utc=True)
+    else:
+        times = pd.to_datetime(times, utc=True)
+    return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
 def _fetch(conn, stmt) -> list[tuple]:

@@ -13,14 +13,15 @@ entry per source, and redone only for what is new:
   follows; any other file — one changed history row, one byte — is read whole again and
   the entry rewritten. Appended rows are read as if the file were read whole (row numbers,
   ``row-N`` ids and problems continue from the cached part).
-* **the service database**: each stored appeal's text (title and text joined, as the
-  digest reads them) by its ``seq`` and ``id``, and the memo. Every other column the digest
-  reads (time, district, sender, category, urgency, review flag) is read from the database
-  at every run, so labels, re-tagging or any other change to them is seen; the texts of
-  appeals the entry does not hold are read and added. This relies on the store's rule that
-  an appeal's text and title never change once stored (``service.store.ingest`` refuses a
-  stored id with another text: 409); an appeal deleted and stored again gets a new ``seq``
-  or is caught by its id.
+* **the service database**: what never changes of a stored appeal, by its ``seq`` and
+  ``id`` — its text (title and text joined, as the digest reads them), time, district and
+  sender — and the memo. The columns a label or re-tagging changes (category, urgency,
+  review flag) are read from the database at every run, so every change to them is seen;
+  the appeals the entry does not hold are read whole and added. This relies on the store's
+  rule that a stored appeal's other columns never change (``service.store.ingest`` refuses
+  a stored id with another text, 409, and ignores a re-send's other fields; a label changes
+  only the tags); an appeal deleted and stored again gets a new ``seq`` or is caught by its
+  id.
 
 An entry is also keyed by everything its contents depend on (:func:`pipeline_key`): this
 module's version, the source of the modules that read and index texts, the rule files they
@@ -54,7 +55,7 @@ __all__ = ["VERSION", "MIN_ROWS", "default_dir", "pipeline_key", "FileHistory", 
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 2: the database entry keeps times, districts and senders too
 MIN_ROWS = 50_000  # smaller sources are read in well under a second: not worth an entry
 ROOT = Path(__file__).resolve().parents[1]
 _SOURCES = ("corpora/text.py", "corpora/topics.py", "corpora/rules.py", "corpora/records.py", "models/trends.py",
@@ -63,6 +64,8 @@ _RULES = ("topics.csv", "negation.txt", "userdict.txt", "columns.csv")
 _LIBRARIES = ("pandas", "numpy", "OpenCC", "rjieba", "hyperscan")
 _CHUNK = 1 << 23
 _SEP = "\x1f"  # joins the ids of an entry (an id holding it is kept as it is)
+_KEPT = ("text", "district", "user")  # with ``time``: what the database entry keeps of an appeal
+_NO_TIME = np.iinfo(np.int64).min  # pandas' NaT
 
 
 def default_dir() -> Path:
@@ -358,20 +361,25 @@ class DatabaseHistory:
     def cached(self) -> bool:
         return self._data is not None
 
-    def texts(self, seq: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the cached text of each appeal, None where it has none; which appeals have one)."""
-        out = np.full(len(seq), None, dtype=object)
+    def rows(self, seq: np.ndarray, ids: np.ndarray) -> tuple[dict, np.ndarray]:
+        """(the cached columns of each appeal — ``text``, ``time`` as UTC nanoseconds since
+        the epoch, ``district``, ``user`` — None, or the smallest int64 for a time, where it has
+        none; which appeals the entry holds)."""
+        out = {c: np.full(len(seq), None, dtype=object) for c in _KEPT}
+        out["time"] = np.full(len(seq), _NO_TIME, dtype=np.int64)
         if self._data is None or not len(seq) or not len(self._data["seq"]):
             return out, np.zeros(len(seq), dtype=bool)
         have_seq = self._data["seq"]
         have_id = _unpack_ids(self._data["id"], len(have_seq))
-        codes, uniques = self._data["text"]
         pos = np.minimum(np.searchsorted(have_seq, seq), len(have_seq) - 1)
         hit = (have_seq[pos] == seq) & (have_id[pos] == ids)
-        values = np.empty(len(uniques), dtype=object)
-        values[:] = uniques
-        out[hit] = values[codes[pos[hit]]]
-        log.info("digest cache: %s appeals' texts of %s cached, %s read", f"{int(hit.sum()):,}", _source_of(self.url),
+        for c in _KEPT:
+            codes, uniques = self._data[c]
+            values = np.empty(len(uniques), dtype=object)
+            values[:] = uniques
+            out[c][hit] = values[codes[pos[hit]]]
+        out["time"][hit] = self._data["time"][pos[hit]]
+        log.info("digest cache: %s appeals of %s cached, %s read", f"{int(hit.sum()):,}", _source_of(self.url),
                  f"{int((~hit).sum()):,}")
         return out, hit
 
@@ -380,9 +388,10 @@ class DatabaseHistory:
 
         return self._data["memo"] if self._data is not None else TextMemo()
 
-    def save(self, seq: np.ndarray, ids: np.ndarray, texts: np.ndarray, memo, *, changed: bool) -> None:
-        """Store the texts of the appeals read (and the memo) when any was not cached, or the
-        entry holds appeals no longer read."""
+    def save(self, seq: np.ndarray, ids: np.ndarray, columns: dict, memo, *, changed: bool) -> None:
+        """Store what :meth:`rows` gives of the appeals read (``columns``: ``text``,
+        ``district``, ``user`` and ``time`` as UTC nanoseconds) and the memo, when any appeal
+        was not cached or the entry holds appeals no longer read."""
         from models.trends import _factorize
 
         if self.cache_dir is None or len(seq) < (MIN_ROWS if self.min_rows is None else self.min_rows):
@@ -390,10 +399,12 @@ class DatabaseHistory:
         if self._data is not None and not changed and len(self._data["seq"]) == len(seq):
             return
         order = np.argsort(seq, kind="stable")
-        codes, uniques = _factorize(np.asarray(texts, dtype=object)[order])
-        _save(_entry(self.cache_dir, "db", _source_of(self.url)), {"source": _source_of(self.url)},
-              {"seq": np.asarray(seq, dtype=np.int64)[order], "id": _pack_ids(np.asarray(ids, dtype=object)[order]),
-               "text": (codes.astype(np.int32), uniques), "memo": memo})
+        data = {"seq": np.asarray(seq, dtype=np.int64)[order], "id": _pack_ids(np.asarray(ids, dtype=object)[order]),
+                "time": np.asarray(columns["time"], dtype=np.int64)[order], "memo": memo}
+        for c in _KEPT:
+            codes, uniques = _factorize(np.asarray(columns[c], dtype=object)[order])
+            data[c] = (codes.astype(np.int32), uniques)
+        _save(_entry(self.cache_dir, "db", _source_of(self.url)), {"source": _source_of(self.url)}, data)
 
 
 def _pack_ids(ids: np.ndarray):

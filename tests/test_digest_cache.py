@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -110,7 +111,7 @@ def test_file_not_cached_below_min_rows_or_when_off(tmp_path, stream, monkeypatc
     assert history.state == "off"
 
 
-def test_database_keeps_texts_and_reads_every_other_column(database_url, tmp_path, stream, monkeypatch):
+def test_database_keeps_what_never_changes_and_reads_the_tags(database_url, tmp_path, stream, monkeypatch):
     from sqlalchemy.orm import Session
 
     from service import store
@@ -121,8 +122,8 @@ def test_database_keeps_texts_and_reads_every_other_column(database_url, tmp_pat
     cache = tmp_path / "cache"
     upgrade(database_url)
     _ingest(database_url, prev, register=True)
-    made = _spy(monkeypatch, DatabaseHistory, "texts")
-    digest_from_db(database_url, PREV, cache=cache)  # no entry yet: every text read, then kept
+    made = _spy(monkeypatch, DatabaseHistory, "rows")
+    digest_from_db(database_url, PREV, cache=cache)  # no entry yet: every appeal read whole, then kept
     assert not made and any(cache.iterdir())
     _ingest(database_url, week)
     warm = digest_from_db(database_url, WEEK, cache=cache)
@@ -161,3 +162,39 @@ def test_entries_are_private(tmp_path, stream):
     (entry,) = cache.iterdir()
     assert entry.stat().st_mode & 0o077 == 0
     assert all(f.stat().st_mode & 0o077 == 0 for f in entry.iterdir())
+
+
+def test_database_entry_gives_back_what_it_kept_and_only_for_the_same_appeal(tmp_path):
+    history = DatabaseHistory("sqlite:///" + str(tmp_path / "x.db"), cache_dir=tmp_path / "cache", min_rows=1)
+    seq, ids = np.array([7, 3, 5]), np.array(["c", "a", "b"], dtype=object)
+    ns = pd.to_datetime(["2025-01-03T08:00:00Z", "2025-01-01T00:30:00Z", "2025-01-02T23:59:59Z"]).asi8
+    kept = {"time": ns, "district": np.array(["A1区", None, "A1区"], dtype=object),
+            "user": np.array([None, "u1", "u2"], dtype=object), "text": np.array(["甲", "乙", "甲"], dtype=object)}
+    history.save(seq, ids, kept, memo=None, changed=True)
+    again = DatabaseHistory(history.url, cache_dir=tmp_path / "cache")
+    assert again.state == "warm"
+    # asked in another order, with one appeal stored again under a new id and one never seen
+    got, hit = again.rows(np.array([5, 3, 7, 9]), np.array(["b", "a", "other", "d"], dtype=object))
+    assert hit.tolist() == [True, True, False, False]
+    assert got["time"][:2].tolist() == [ns[2], ns[1]]
+    assert got["district"].tolist() == ["A1区", None, None, None] and got["user"][:2].tolist() == ["u2", "u1"]
+    assert got["text"].tolist() == ["甲", "乙", None, None]
+
+
+def test_database_week_grouped_apart_before_the_history_gives_the_same_hotspots(database_url, stream, monkeypatch):
+    """A big week's hotspots are grouped in a second process started before the history is
+    read (service.digest._group_stored_week): the digest equals the one grouped in process."""
+    from service import digest as digest_module
+    from service.db import upgrade
+    from training.bench_digest import _ingest
+
+    prev, week = stream
+    upgrade(database_url)
+    _ingest(database_url, pd.concat([prev, week]), register=True)
+    started = _spy(monkeypatch, digest_module._Grouping, "help")
+    monkeypatch.setattr(digest_module, "GROUP_APART", 10 ** 9)
+    alone = digest_from_db(database_url, WEEK, cache=False)
+    assert not started
+    monkeypatch.setattr(digest_module, "GROUP_APART", 50)
+    apart = digest_from_db(database_url, WEEK, cache=False)
+    assert started and alone["hotspots"]["groups"] and _same(apart, alone)
