@@ -93,6 +93,18 @@ def test_scores_and_calendar(stream):
         assert (month, day) >= (11, 5) and (month, day) <= (11, 28)
 
 
+def test_score_counts_only_events_a_detector_could_see():
+    truth = [{"id": "warm-up", "kind": "spike", "start": "2024-01-10", "ids": ["a"], "topic": "t", "district": "d"},
+             {"id": "inside", "kind": "spike", "start": "2024-03-01", "ids": ["b"], "topic": "t", "district": "d"},
+             {"id": "at-the-end", "kind": "spike", "start": "2024-03-28", "ids": ["c"], "topic": "t", "district": "d"}]
+    alerts = [{"kind": "spike", "as_of": "2024-03-02", "evidence_ids": ["b", "x"], "topic": "t", "district": "d"}]
+    whole = score_alerts(alerts, truth, start="2024-01-01", weeks=13)
+    assert whole["events"] == 2 and whole["event_recall"] == 0.5  # the warm-up event is never scored
+    ended = score_alerts(alerts, truth, start="2024-01-01", end="2024-03-31", weeks=13)
+    assert ended["events"] == 1 and ended["event_recall"] == 1.0 and ended["median_delay_days"] == 1.0
+    assert ended["alert_precision"] == 1.0
+
+
 def test_helpers():
     assert onsets_in(np.array([0, 9, 9, 0]), 8, min_run=3) == []
     assert [d.weekday() for d in as_of_dates("2025-01-01", "2025-01-31", 7)] == [6] * 4

@@ -47,7 +47,7 @@ def simulated(city, seed: int, *, glm: bool) -> dict:
         runs["glm weekly"] = lambda: glm_backtest(frame, START, END, every=7, progress=False)
     for name, run in runs.items():
         alerts, seconds = _timed(run)
-        score = score_alerts(alerts, truth, start=START, weeks=WEEKS)
+        score = score_alerts(alerts, truth, start=START, end=END, weeks=WEEKS)
         score["seconds"] = seconds
         out["runs"][name] = score
         log.info("%s %s: recall %s precision %s false alarms/week %s (%s s)", city.name, name,

@@ -61,10 +61,17 @@ def baseline_backtest(frame: pd.DataFrame, start, end, *, every: int = 7) -> lis
     return out
 
 
-def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, max_delay_days: int = 7) -> dict:
-    """Event recall, alert precision, detection delay and onset-forecast error vs the truth."""
+def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, max_delay_days: int = 7,
+                 end=None) -> dict:
+    """Event recall, alert precision, detection delay and onset-forecast error vs the truth.
+
+    Scored events are those whose detection window lies inside the backtest: starting at
+    least 35 days after ``start`` (a baseline to compare with) and, when ``end`` (the
+    backtest's last day) is given, at least ``max_delay_days`` before it (a stream that
+    stops a day after an event starts cannot show it to any detector)."""
     d_start = date.fromisoformat(str(start))
-    events = [e for e in truth if date.fromisoformat(e["start"]) >= d_start + timedelta(days=35)]
+    last = date.fromisoformat(str(end)) - timedelta(days=max_delay_days) if end is not None else date.max
+    events = [e for e in truth if d_start + timedelta(days=35) <= date.fromisoformat(e["start"]) <= last]
     ids = {e["id"]: set(e["ids"]) for e in truth}
     owner = {i: e["id"] for e in truth for i in e["ids"]}
     detections = [a for a in alerts if a["kind"] != "forecast"]
