@@ -142,6 +142,7 @@ async def lifespan(app: FastAPI):
         raise RuntimeError(f"no model bundle: set SUQIU_MODEL_DIR or train one into {settings.registry_dir} "
                            "('make run' does this)")
     serving = model_watch.stamp(path, settings.registry_dir)  # before loading: a promotion meanwhile is seen
+    model_watch.limit_torch_threads(settings.torch_threads)
     tagger = model_watch.load_tagger(path, city=settings.city)  # warmed before the first request
     # The model's hundreds of thousands of objects never die: keep them out of the cyclic
     # collector, whose full passes over them took ~60 ms, stalling every request in flight.

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     registry_dir: Path = REGISTRY_DIR  # every command and the service read the registry here
     model_dir: Path | None = None  # default: the registry's CURRENT version; set, it pins the model (no swap)
     model_poll_s: float = Field(1.0, gt=0, le=3600)  # each server process checks CURRENT this often (ADR 0007)
+    torch_threads: int = Field(1, ge=1, le=256)  # an encoder backend's threads in each server process (ADR 0009)
     max_text_chars: int = 20_000
     max_batch: int = 1_000
     group_linger_ms: float = Field(3.0, ge=0)  # service/batcher.py

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -28,7 +30,20 @@ from service import store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelWatcher", "load_tagger", "stamp"]
+__all__ = ["ModelWatcher", "load_tagger", "limit_torch_threads", "stamp"]
+
+
+def limit_torch_threads(n: int) -> None:
+    """Run the encoder backends' torch on ``n`` threads in this server process.
+
+    A server tags many requests at once: on two cores, torch's own threads spinning for a
+    sibling that is not scheduled made an encoder six times slower (ADR 0009). Applied at
+    once when torch is loaded, else through ``OMP_NUM_THREADS``, which torch reads when an
+    encoder bundle first imports it (a tfidf bundle never does: no torch import here)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)
 
 
 def load_tagger(path, *, city: str | None = None):

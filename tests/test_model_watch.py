@@ -264,3 +264,24 @@ def test_a_running_two_worker_service_switches_under_load_and_rolls_back(tmp_pat
         stored = set(s.scalars(select(Prediction.model_version)))
     engine.dispose()
     assert stored == {"v1", "v2"}
+
+
+def test_torch_threads_are_limited_before_and_after_torch_is_loaded():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys; from service.model_watch import limit_torch_threads; limit_torch_threads(1); "
+            "assert 'torch' not in sys.modules; import torch; print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    before = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert before.stdout.strip() == "1"  # torch imported after the limit (a bundle loaded later) honours it
+    import torch
+
+    from service.model_watch import limit_torch_threads
+
+    was = torch.get_num_threads()
+    try:
+        limit_torch_threads(1)
+        assert torch.get_num_threads() == 1
+        limit_torch_threads(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(was)
