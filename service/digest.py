@@ -1211,7 +1211,10 @@ def _group_stored_week(session, lo: datetime, end: datetime, tz, zone: str, week
         return None
     f = pd.DataFrame(rows, columns=list(names))
     f["time"] = pd.Series(pd.to_datetime(_utc_ns(f["time"]), utc=True)).dt.tz_convert(tz).dt.tz_localize(None)
-    future = _group_apart(_prepare(f, week_end, zone, memo))
+    try:
+        future = _group_apart(_prepare(f, week_end, zone, memo))
+    except ValueError:
+        return None  # grouped in _build, whose preparation of the whole history says what is wrong
     if future is not None:
         future.help()
     return future
