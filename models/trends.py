@@ -897,13 +897,17 @@ def _anchor(onsets: list[date], allowed: tuple[tuple[str, int], ...] = ()) -> tu
     (median absolute deviation, days). ``allowed``: the holidays the topic's seasons may
     follow, each with the most days from it (``corpora/data/topics.csv``); without them
     any holiday within 45 days. One past season cannot show which is steadier: it follows
-    the nearest allowed holiday, or without any, a holiday it began within 3 days of.
+    the nearest allowed holiday, or without any, the calendar (a summer season that once
+    began three days after the Dragon Boat Festival does not move with it: anchored so, a
+    district's heat season was forecast 19 days early the next year).
 
     Examples
     --------
     >>> _anchor([date(2023, 12, 22)], (("春节", 70),))  # Spring Festival 2024 began 10 February
     ('春节', -50, 0.0)
     >>> _anchor([date(2023, 12, 22)])[0]
+    '日历'
+    >>> _anchor([date(2023, 6, 25)])[0]  # three days after the Dragon Boat Festival
     '日历'
     """
     c = _circular_median_doy(onsets)
@@ -923,7 +927,7 @@ def _anchor(onsets: list[date], allowed: tuple[tuple[str, int], ...] = ()) -> tu
             spread = _circular_spread(offs)
             if len(onsets) > 1 and spread + 2 < best[2]:
                 best = (name, int(np.median(offs)), spread)
-            if len(onsets) == 1 and (allowed or abs(offs[0]) <= 3) and (nearest is None or abs(offs[0]) < abs(nearest[1])):
+            if len(onsets) == 1 and allowed and (nearest is None or abs(offs[0]) < abs(nearest[1])):
                 nearest = (name, int(offs[0]), 0.0)
     name, value, spread = nearest or best
     return name, int(value), round(spread, 1)
