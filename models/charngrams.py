@@ -93,6 +93,7 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
             keep[top] = True
         self.keys_ = keys[keep]
         self.idf_ = np.log((1 + n) / (1 + df[keep])) + 1.0
+        self.__dict__.pop("_index", None)  # a lookup table of the previous vocabulary
         return self
 
     def _columns(self, keys: np.ndarray) -> np.ndarray:
@@ -134,7 +135,7 @@ class CharNgramTfidf(TransformerMixin, BaseEstimator):
 
 def unit(v: np.ndarray) -> np.ndarray:
     """``v`` scaled to unit l2 norm; all zeros stay zeros (as ``sklearn.preprocessing.normalize``)."""
-    norm = float(np.sqrt(v @ v)) if len(v) else 0.0
+    norm = float(np.sqrt(v @ v))  # 0.0 for an empty vector
     return v / norm if norm > 0 else v
 
 

@@ -58,6 +58,7 @@ class WordCharTfidf(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X, y=None):
         docs = as_docs(X)
+        self.__dict__.pop("_bigrams", None)  # a lookup table of the previous vocabulary
         min_df = self.min_df if len(docs) >= 50 else 1
         self.word_ = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=min_df)
         self.char_ = CharNgramTfidf(ngram_range=tuple(self.char_ngram_range), min_df=min_df,

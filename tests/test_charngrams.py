@@ -181,3 +181,33 @@ def test_unit_scales_short_vectors_up_too():
     from models.charngrams import unit
 
     np.testing.assert_allclose(unit(np.array([0.3, 0.4])), [0.6, 0.8])
+
+
+def test_refitting_replaces_the_vocabulary_lookup():
+    # fit() again on other texts (scikit-learn's contract: a second fit starts afresh): the
+    # lookup table built for the first vocabulary must not map the new one's n-grams.
+    first = CharNgramTfidf(min_df=1).fit(DOCS[:3])
+    first.transform(DOCS[:3])  # builds the lookup table of the first vocabulary
+    first.fit(DOCS[3:])
+    fresh = CharNgramTfidf(min_df=1).fit(DOCS[3:])
+    assert first.keys_.tolist() == fresh.keys_.tolist()
+    assert (abs(first.transform(DOCS) - fresh.transform(DOCS))).max() == 0
+    assert first.transform(DOCS[3:4]).nnz > 0
+
+
+def test_lookup_table_is_built_once_on_first_use(monkeypatch):
+    import models.charngrams as charngrams
+
+    built, table = [], charngrams.Int64HashTable
+
+    def counted_table(size):
+        built.append(size)
+        return table(size)
+
+    monkeypatch.setattr(charngrams, "Int64HashTable", counted_table)
+    vec = CharNgramTfidf(min_df=1).fit(DOCS)
+    assert built == []  # not at fit: on first use
+    first = vec.transform(DOCS)
+    assert (abs(vec.transform(DOCS[::-1]) - first[::-1])).max() == 0
+    vec.rows(["暖气"])
+    assert len(built) == 1

@@ -162,3 +162,67 @@ def test_a_contained_text_whose_rarest_3gram_sorts_last():
     contained, shorter = prefix + "龥龥龥", prefix + "龥龥"
     texts = ["我想反映：" + contained + "。谢谢", contained, shorter, OTHERS[0]]
     assert near_duplicate_groups(texts).tolist() == _reference_groups(texts).tolist() == [0, 0, 0, 1]
+
+
+# --- containment candidates (corpora.dedup._containment_pairs) ----------------------------
+
+class _CountedStr(str):
+    """A stripped text that counts the substring tests made against it."""
+    tests = 0
+
+    def __contains__(self, other):
+        _CountedStr.tests += 1
+        return str.__contains__(self, other)
+
+
+def test_only_texts_holding_the_rarest_3gram_are_tested_for_containment():
+    # Texts drawn from the same three characters: every character, 2-gram and gapped pair
+    # occurs in several of them, but each holds a 3-gram no other text has. So no text can
+    # be contained in another, and none needs a substring test - except the first against
+    # the one text that holds its own 3-grams, which contains it.
+    import random
+
+    from corpora.dedup import _containment_pairs
+
+    rng = random.Random(2)
+    texts = ["".join(rng.choice("暖气热") for _ in range(24)) for _ in range(4)]
+
+    def of_others(i, n, gap=0):  # the n-grams (with a gap: first and last character) of the other texts
+        return {t[k:k + n + gap:1 + gap] for t in texts[:i] + texts[i + 1:] for k in range(len(t) - n - gap + 1)}
+
+    for i, t in enumerate(texts):
+        assert {t[k:k + 3] for k in range(len(t) - 2)} - of_others(i, 3)  # a 3-gram of its own
+        assert {t[k:k + 2] for k in range(len(t) - 1)} <= of_others(i, 2)  # 2-grams all shared
+        assert {t[k] + t[k + 2] for k in range(len(t) - 2)} <= of_others(i, 2, gap=1)  # gapped pairs too
+    container = "冷" + texts[0] + "冷"
+    _CountedStr.tests = 0
+    r, c = _containment_pairs([_CountedStr(t) for t in texts + [container]], 20)
+    assert list(zip(r.tolist(), c.tolist())) == [(4, 0)]
+    assert _CountedStr.tests == 1
+
+
+def test_no_containment_pairs_without_two_long_enough_texts():
+    from corpora.dedup import _containment_pairs
+
+    for stripped in ([], ["小区暖气不热" * 4], ["小区暖气不热" * 4, "暖气不热"]):
+        r, c = _containment_pairs(stripped, 20)
+        assert r.tolist() == [] and c.tolist() == []
+
+
+def test_a_text_of_one_repeated_character_is_contained_like_any_other():
+    # Its only 3-gram is its rarest; after another text in the list it still finds its container.
+    repeated = "啊" * 24
+    texts = [OTHERS[0], repeated, LONG + repeated + "。", OTHERS[1]]
+    assert near_duplicate_groups(texts).tolist() == _reference_groups(texts).tolist() == [0, 1, 1, 2]
+
+
+def test_a_container_quoting_a_text_twice_is_tested_and_paired_once():
+    from corpora.dedup import _containment_pairs
+
+    short = "小区门口的垃圾站三天没人清运臭味很大苍蝇到处飞"
+    stripped = [_CountedStr(t) for t in
+                (short, "我想反映" + short + "已经一周了" + short + "请尽快处理", "导游带我们去玉器店强制购物不买就不让上车")]
+    _CountedStr.tests = 0
+    r, c = _containment_pairs(stripped, 20)
+    assert list(zip(r.tolist(), c.tolist())) == [(1, 0)]
+    assert _CountedStr.tests == 1

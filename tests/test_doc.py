@@ -50,3 +50,33 @@ def test_as_docs_wraps_strings_and_passes_docs_through():
     assert out[0] is d
     assert [x.text for x in out] == ["暖气", "楼道", "12345"]
     assert all(isinstance(x, Doc) for x in out)
+
+
+def test_a_window_that_covers_the_whole_text_is_computed_once(monkeypatch):
+    # The category model reads the first MAX_CHARS characters, the urgency model the whole
+    # text: for an appeal no longer than the window both are the same text, and a tag
+    # segments it and counts its n-grams once, not once per model.
+    import models.doc as doc_module
+    from models.doc import MAX_CHARS
+
+    calls = {"tokenize": 0, "ngram_keys": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(doc_module, "tokenize", counted("tokenize", doc_module.tokenize))
+    monkeypatch.setattr(doc_module, "ngram_keys", counted("ngram_keys", doc_module.ngram_keys))
+    d = Doc("小区物业不管暖气，家里很冷")
+    n = len(d.text)
+    assert d.words(max_chars=MAX_CHARS) == d.words() == d.words(max_chars=n)
+    assert d.tokens(max_chars=n + 1) == d.tokens()
+    assert calls["tokenize"] == 1
+    assert d.char_grams((1, 3), max_chars=MAX_CHARS)[1].tolist() == d.char_grams((1, 3))[1].tolist()
+    d.char_grams((1, 3), max_chars=n)
+    assert calls["ngram_keys"] == 1
+    # a window shorter than the text is its own computation
+    assert d.tokens(max_chars=n - 1) == ["小区", "物业", "不管", "暖气", "家里", "很"]
+    assert calls["tokenize"] == 2

@@ -100,3 +100,13 @@ def test_char_block_reads_the_ngram_range_and_fit_transform_is_csr_float32():
 def test_documented_defaults():
     assert WordCharTfidf().get_params() == {"char_ngram_range": (1, 3), "min_df": 2,
                                             "max_char_features": 300_000, "max_chars": None}
+
+
+def test_refitting_replaces_the_bigram_lookup():
+    first = ["暖气 不热 三天", "路灯 坏了 没人修"] * 3
+    second = ["噪音 扰民 严重", "垃圾 清运 不及时", "噪音 扰民 夜里"] * 3
+    v = WordCharTfidf()
+    v.fit(first).transform(first)  # builds the first vocabulary's bigram table
+    refit = v.fit(second).transform(second)
+    fresh = WordCharTfidf().fit(second).transform(second)
+    assert (refit != fresh).nnz == 0

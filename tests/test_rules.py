@@ -150,3 +150,95 @@ def test_a_router_extended_with_added_categories_routes_them_and_keeps_the_files
 ])
 def test_topic_categories_are_those_whose_keywords_occur_not_negated(text, categories):
     assert default_router().topic_categories(normalise(text)) == categories
+
+
+def test_pattern_set_counts_characters_not_bytes_and_unicode_classes():
+    # The urgency cue's shape: `.{0,4}` spans up to four characters (12 bytes of UTF-8),
+    # and \w and \d are Unicode classes, as in Python's re; a byte-wise or ASCII-only
+    # prefilter would drop these patterns and the cue or topic would never fire.
+    import re
+
+    from corpora.rules import PatternSet
+
+    pats = [re.compile("液化气.{0,4}漏"), re.compile(r"楼\w"), re.compile(r"\d+号楼")]
+    ps = PatternSet(pats)
+    for text, want in [("液化气罐子阀门漏了", [0]), ("住在楼道口", [1]), ("３号楼", [2]), ("٣号楼", [2])]:
+        assert [i for i, p in enumerate(pats) if p.search(text)] == want  # what re says
+        assert ps.candidates(text) == want, text
+
+
+def test_pattern_set_reports_each_pattern_once_however_often_it_occurs():
+    import re
+
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile("暖气"), re.compile("燃气")])
+    assert ps.candidates("暖气不热，暖气片冰凉，暖气费白交") == [0]
+    assert ps.candidates("燃气燃气暖气燃气") == [0, 1]
+
+
+def test_pattern_set_respects_each_patterns_own_flags():
+    # A pattern without IGNORECASE / DOTALL / MULTILINE is not made looser by another
+    # pattern that has the flag: the candidates stay exactly the patterns that occur.
+    import re
+
+    from corpora.rules import PatternSet
+
+    pats = [re.compile("Noise"), re.compile("a.b"), re.compile("^停水"), re.compile("noise", re.IGNORECASE),
+            re.compile("c.d", re.DOTALL), re.compile("^停电", re.MULTILINE)]
+    ps = PatternSet(pats)
+    for text in ["NOISE", "noise", "Noise", "a\nb", "axb", "通知\n停水", "停水", "c\nd", "通知\n停电"]:
+        assert ps.candidates(text) == [i for i, p in enumerate(pats) if p.search(text)], text
+
+
+def test_pattern_set_indices_are_the_patterns_positions_around_unscannable_ones():
+    # Patterns Vectorscan cannot take (look-behind, back-reference) sit before and between
+    # the scanned ones: a scanned pattern is still reported under its own index.
+    import re
+
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile("(?<=没)有"), re.compile("暖气"), re.compile(r"(\d)\1"), re.compile("燃气")])
+    assert ps.candidates("燃气") == [0, 2, 3]
+    assert ps.candidates("暖气") == [0, 1, 2]
+    assert ps.candidates("无") == [0, 2]
+
+
+def test_a_pattern_vectorscan_refuses_only_under_unicode_rules_is_always_a_candidate():
+    # Vectorscan takes \b byte-wise (ASCII word characters), but not with the Unicode (UCP)
+    # rules the prefilter scans with: such a pattern must be judged with those rules, so it
+    # is always a candidate instead of breaking the database for the others.
+    import re
+
+    from corpora.rules import PatternSet
+
+    pats = [re.compile(r"\b暖气"), re.compile("燃气")]
+    ps = PatternSet(pats)
+    assert ps.candidates("燃气") == [0, 1]
+    assert ps.candidates("无") == [0]
+    assert pats[0].search("暖气不热") and ps.candidates("暖气不热") == [0]
+
+
+def test_pattern_set_scans_at_once_from_many_threads():
+    # The service tags in a thread pool: scans that run at the same moment (Vectorscan lets
+    # go of the GIL while it scans) each need their own scratch space, or Vectorscan
+    # refuses one with "scratch in use". Four threads start each round together on a text
+    # long enough for their scans to overlap.
+    import re
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from corpora.rules import PatternSet
+
+    ps = PatternSet([re.compile("暖气"), re.compile("燃气")])
+    text = "小区暖和" * 10_000 + "燃气"
+    assert ps.candidates(text) == [1]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(10):
+            start = threading.Barrier(4, timeout=10)
+
+            def scan(_, start=start):
+                start.wait()
+                return ps.candidates(text)
+
+            assert list(pool.map(scan, range(4))) == [[1]] * 4
