@@ -1,4 +1,6 @@
 """models/tagger.py: one tag per appeal from a bundle's models and the routing table."""
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,39 @@ def test_tagging_in_processes_equals_tagging_in_order(demo_bundle):
     assert got == expected
     assert chunks == [2, 2, 1] and ready == [0]
     assert tag_in_processes(demo_bundle.path, TEXTS[:2], n_jobs=1) == Tagger(demo_bundle).tag(TEXTS[:2])
+
+
+def test_categories_an_admin_added_route_to_their_department(demo_bundle):
+    added = Bundle(demo_bundle.path, {**demo_bundle.manifest, "categories_added": {"城市更新": "市城市更新局"}},
+                   demo_bundle.models)
+    assert Tagger(added).router.route("城市更新", "老旧小区改造进度") == ("市城市更新局", None)
+    assert "城市更新" not in Tagger(demo_bundle).router.categories
+
+
+def test_deadlines_follow_the_serving_citys_rules(demo_bundle, tmp_path, monkeypatch):
+    import models.urgency as mu
+
+    rules = (mu.DATA_DIR / "sla.csv").read_text(encoding="utf-8")
+    (tmp_path / "sla.csv").write_text(rules + "慢城,urgent,5,100,48,a city of its own\n"
+                                      "慢城,critical,2,30,30,\n慢城,routine,48,480,48,\n", encoding="utf-8")
+    monkeypatch.setattr(mu.load_sla, "__defaults__", (tmp_path / "sla.csv",))
+    at = ["2025-12-01T08:00:00"] * len(TEXTS)
+    default = Tagger(demo_bundle).tag(TEXTS, received_at=at)
+    city = Tagger(demo_bundle, city="慢城").tag(TEXTS, received_at=at)
+    hours = {"critical": 2, "urgent": 5, "routine": 48}
+    for d, c in zip(default, city):
+        assert c["urgency"] == d["urgency"] and d["deadlines"]["city"] == "default"
+        assert c["deadlines"]["city"] == "慢城" and c["deadlines"]["contact_within_hours"] == hours[c["urgency"]]
+        assert c["deadlines"]["contact_by"] == (datetime(2025, 12, 1, 8) + timedelta(hours=hours[c["urgency"]])).isoformat()
+
+
+def test_a_worker_loads_the_bundle_with_the_citys_rules_and_tags_its_chunk(demo_bundle, monkeypatch):
+    """What each process of tag_in_processes runs, here in this process."""
+    import models.tagger as mt
+
+    monkeypatch.setattr(mt, "_WORKER", None)
+    at = ["2025-12-01T08:00:00"] * 2
+    mt._init_worker(str(demo_bundle.path), "default")
+    assert mt._WORKER.version == demo_bundle.version and mt._WORKER.sla.city == "default"
+    assert mt._tag_chunk((TEXTS[:2], at)) == Tagger(demo_bundle, city="default").tag(TEXTS[:2], received_at=at)
+    assert mt._tag_chunk((TEXTS[:2], at)) != mt._tag_chunk((TEXTS[2:4], at))
