@@ -305,8 +305,10 @@ def test_serving_city_deadlines(demo_bundle, tmp_path, monkeypatch):
     p.write_text("city,level,contact_hours,finish_hours,report_back_hours\n"
                  "default,critical,1,24,24\ndefault,urgent,1,72,24\ndefault,routine,24,360,24\n"
                  "北城,urgent,0.5,48,12\n北城,routine,0.5,48,12\n", encoding="utf-8")
-    monkeypatch.setattr(mu, "DATA_DIR", tmp_path)
-    monkeypatch.setattr(mu.load_sla, "__defaults__", (p,))
+    # the Tagger loads the serving city's table with load_sla(city=...): point it at the file above
+    # (a wrapper rather than new __defaults__, which mutmut's wrapper around load_sla would ignore)
+    load = mu.load_sla
+    monkeypatch.setattr(mu, "load_sla", lambda path=p, **kw: load(path, **kw))
     tag = Tagger(demo_bundle, city="北城").tag(["暖气不热已经三天"], received_at=["2025-01-06T09:00:00"])[0]
     assert tag["deadlines"]["city"] == "北城"
     assert tag["deadlines"]["contact_by"] == "2025-01-06T09:30:00"
@@ -370,7 +372,8 @@ _FY = ["critical", "urgent", "routine"] * 6
     ({}, (_FX[:-1], _FY), "^X has 17 texts but y has 18 labels$"),
     ({}, (_FX, _FY, ["random"] * 17), "^sampling has 17 entries but y has 18 labels$"),
     ({}, (_FX[:4], ["urgent"] * 4), r"^need at least 2 urgency levels to train, got \['urgent'\]$"),
-    ({}, (_FX[:5], ["urgent"] * 4 + ["routine"]), "each urgency level present needs at least 2 examples"),
+    ({}, (_FX[:5], ["urgent"] * 4 + ["routine"]),
+     "^each urgency level present needs at least 2 examples to choose thresholds$"),
 ])
 def test_fit_refuses_what_it_cannot_use(kwargs, args, message):
     with pytest.raises(ValueError, match=message):
@@ -508,3 +511,390 @@ def test_reasons():
     assert _reason("critical", [cue(c, "up") for c in "甲乙丙丁"], lambda: ["困"]) == "特急：模型依据「困」；甲、乙、丙"
     assert _reason("routine", [cue("过去事件", "down"), cue("当下", "up"), cue("火灾", "critical")]) == \
         "一般：过去事件、火灾、当下"
+    # only a routine reason leads with the cues that point down; otherwise they come last
+    assert _reason("urgent", [cue("过去事件", "down"), cue("当下", "up"), cue("停水", "urgent")]) == \
+        "紧急：停水、当下、过去事件"
+    assert _reason("critical", [cue("过去事件", "down"), cue("火灾", "critical")]) == "特急：火灾、过去事件"
+
+
+# --- issue 13: behaviour the mutation run found unprotected ---------------------------------------
+
+def test_cue_features_count_each_live_cue_and_each_kind_in_its_own_column():
+    """log1p of the count of each live cue, then of each kind (CueLexicon.features): a cue found
+    twice counts 2, two cues of one kind add up in the kind's column, and no other column moves."""
+    from collections import Counter
+
+    from corpora.text import normalise
+
+    found = LEX.find(normalise("家里停水了，还停电了，楼道里有煤气味，又有煤气味"))
+    # premise: two basic-need cues once each, the gas cue twice, nothing negated
+    assert sorted((c["kind"], c["cue"]) for c in found) == [
+        ("basic_need", "停水"), ("basic_need", "停电"), ("hazard", "燃气泄漏"), ("hazard", "燃气泄漏")]
+    expected = Counter(f"{c['kind']}:{c['cue']}" for c in found) + Counter(f"kind:{c['kind']}" for c in found)
+    row = LEX.features([found, []])
+    got = {LEX.feature_names[j]: v for j, v in enumerate(row[0]) if v}
+    assert got == pytest.approx({name: np.log1p(n) for name, n in expected.items()})
+    assert got["hazard:燃气泄漏"] == pytest.approx(np.log(3)) and got["kind:basic_need"] == pytest.approx(np.log(3))
+    assert not row[1].any()
+    # a negated cue is skipped, and the cues after it still count
+    found = LEX.find(normalise("经检查没有燃气泄漏，但是停水三天了"))
+    assert [(c["cue"], c["negated"]) for c in found] == [("燃气泄漏", True), ("停水", False)]
+    row = LEX.features([found])[0]
+    assert {LEX.feature_names[j] for j in np.flatnonzero(row)} == {"basic_need:停水", "kind:basic_need"}
+    assert len(LEX.feature_names) == len(LEX.cues) + len(LEX.kinds) == row.shape[0]
+    assert LEX.feature_names[len(LEX.cues):] == [f"kind:{k}" for k in sorted({c.kind for c in LEX.cues})]
+
+
+def test_a_pickled_lexicon_finds_the_same_cues():
+    """Bundles pickle the lexicon with the model; the loaded one (rebuilt by __setstate__) finds
+    and counts exactly what the original does."""
+    from corpora.text import normalise
+
+    restored = pickle.loads(pickle.dumps(LEX))
+    assert [c.cue for c in restored.cues] == [c.cue for c in LEX.cues]
+    for text in ("楼道里有很浓的煤气味", "经检查没有燃气泄漏", "已经停水三天了，老人没人照顾"):
+        t = normalise(text)
+        assert restored.find(t) == LEX.find(t) != []
+        np.testing.assert_array_equal(restored.features([restored.find(t)]), LEX.features([LEX.find(t)]))
+
+
+def test_a_bad_cue_regex_names_its_file_line_and_cue(tmp_path):
+    from corpora.rules import RuleFileError
+
+    p = tmp_path / "cues.csv"
+    p.write_text("cue,kind,level,pattern,note\n火灾,hazard,critical,着火,\n积水,basic_need,urgent,积水(,\n",
+                 encoding="utf-8")
+    with pytest.raises(RuleFileError, match=r"cues\.csv:3: '积水' has an invalid pattern"):
+        load_cues(p)
+
+
+def test_a_small_cue_file_loads_as_written(tmp_path):
+    """Each row becomes a Cue with the file's name, kind, level, pattern and note (the note
+    column is optional), and find reports the row's name, kind and level with the match."""
+    p = tmp_path / "cues.csv"
+    p.write_text("cue,kind,level,pattern,note\n火灾,hazard,critical,着火|起火,fire\n停水,basic_need,urgent,停水,\n",
+                 encoding="utf-8")
+    lex = load_cues(p)
+    assert [(c.cue, c.kind, c.level, c.pattern.pattern, c.note) for c in lex.cues] == [
+        ("火灾", "hazard", "critical", "着火|起火", "fire"), ("停水", "basic_need", "urgent", "停水", "")]
+    assert [(f["cue"], f["kind"], f["level"], f["match"]) for f in lex.find("小区起火了，还停水")] == [
+        ("火灾", "hazard", "critical", "起火"), ("停水", "basic_need", "urgent", "停水")]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("cue,kind,level,pattern\n火灾,hazard,critical,着火\n", encoding="utf-8")
+    assert [(c.cue, c.note) for c in load_cues(bare).cues] == [("火灾", "")]
+
+
+def _evidence_model(grams, coef):
+    """A fitted model reduced to what ``evidence`` reads: n-gram keys, the critical head's
+    weights (n-grams first, then the cue features) and the lexicon."""
+    from functools import reduce
+    from types import SimpleNamespace
+
+    m = UrgencyModel()  # keys packed 21 bits a character (models.charngrams.ngram_keys)
+    m.vectorizer_ = SimpleNamespace(keys_=np.array([reduce(lambda k, ch: (k << 21) | ord(ch), g, 0) for g in grams]))
+    m.critical_head_ = SimpleNamespace(coef_=np.array([coef]))
+    m.cues_ = LEX
+    return m
+
+
+def test_evidence_names_what_raised_the_critical_score_most():
+    """UrgencyModel.evidence: the k (default 3) features with the largest positive contribution
+    (value × weight), largest first; an n-gram inside a longer one shown is dropped; single
+    characters only when nothing longer raised the score; a cue column is named by its cue."""
+    from scipy.sparse import csr_matrix
+
+    grams = ["很", "煤气味", "危险", "煤气", "气味", "楼道", "电梯", "路面", "急", " "]
+    n_cues = len(LEX.feature_names)
+    water = len(grams) + LEX.feature_names.index("basic_need:停水")
+    m = _evidence_model(grams, [3.0, 2.0, 1.5, 1.0, 0.5, -1.0, 0.2, 0.1, 0.05, 5.0] + [0.0] * n_cues)
+
+    def row(values):
+        cols = sorted(values)
+        return csr_matrix((np.array([values[c] for c in cols], float), (np.zeros(len(cols), int), cols)),
+                          shape=(1, len(grams) + n_cues))
+
+    every = {j: 1.0 for j in range(len(grams))}
+    assert m.evidence(row(every)) == ["煤气味", "危险", "电梯"]          # 很: a single character; 煤气, 气味: inside 煤气味
+    assert m.evidence(row(every), k=4) == ["煤气味", "危险", "电梯", "路面"]
+    assert m.evidence(row(every), k=1) == ["煤气味"]
+    # the value scales the weight: 路面 at 30 contributes 3 and comes first
+    assert m.evidence(row({**every, 7: 30.0}))[0] == "路面"
+    # a longer n-gram found after a shorter one it contains replaces it, and goes last
+    m2 = _evidence_model(grams, [0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 1.5, 0.0, 0.0, 0.0] + [0.0] * n_cues)
+    assert m2.evidence(row(every)) == ["电梯", "煤气味"]
+    # only what raises the score: nothing positive, nothing shown; single characters as a last resort
+    assert m.evidence(row({5: 1.0})) == []
+    assert m.evidence(row({0: 1.0, 5: 1.0})) == ["很"]
+    assert m.evidence(row({0: 1.0, 8: 1.0, 9: 1.0})) == ["很", "急"]  # a blank n-gram names nothing
+    # a cue feature is named by its cue (the first cue column sits right after the n-grams)
+    m3 = _evidence_model(grams, [0.0] * len(grams) + [0.0] * n_cues)
+    m3.critical_head_.coef_[0, water] = 2.0
+    m3.critical_head_.coef_[0, len(grams)] = 1.0
+    assert m3.evidence(row({water: 1.0, len(grams): 1.0, 1: 1.0})) == ["停水", LEX.cues[0].cue]
+    # no critical head (trained without a critical appeal): no evidence
+    m.critical_head_ = None
+    assert m.evidence(row(every)) == []
+
+
+def test_macro_f1_averages_the_levels_present_in_the_labels():
+    """The level's thresholds maximise macro-F1 over the levels the labels hold (a level no
+    appeal has does not count as an F1 of 0), as scikit-learn computes it over those labels."""
+    from sklearn.metrics import f1_score
+
+    from models.urgency import _macro_f1
+
+    y = np.array(["urgent", "urgent", "routine", "routine", "routine"], dtype=object)
+    for pred in (["critical", "urgent", "routine", "routine", "urgent"],
+                 ["urgent", "urgent", "routine", "routine", "routine"],
+                 ["routine", "routine", "urgent", "urgent", "urgent"],   # nothing right
+                 ["critical"] * 5):
+        pred = np.array(pred, dtype=object)
+        assert _macro_f1(y, pred) == pytest.approx(f1_score(y, pred, labels=["urgent", "routine"], average="macro",
+                                                            zero_division=0)), pred
+    assert _macro_f1(y, np.array(["critical", "urgent", "routine", "routine", "urgent"], dtype=object)) == \
+        pytest.approx((2 * 1 / (2 + 2) + 2 * 2 / (2 + 3)) / 2)  # urgent 1 of 2 right, 2 called; routine 2 of 3, 2 called
+
+
+def test_a_score_that_reaches_a_threshold_takes_the_level():
+    from models.urgency import _grade
+
+    pc = np.array([0.5, 0.4999, 0.1, 0.1, 0.9])
+    pu = np.array([0.9, 0.9, 0.3, 0.2999, 0.1])
+    assert _grade(pc, pu, 0.5, 0.3).tolist() == ["critical", "urgent", "urgent", "routine", "critical"]
+
+
+def test_level_thresholds_keep_the_first_pair_on_ties():
+    """Every critical threshold in (0.3, 0.8] and urgent threshold in (0.2, 0.7] grades the set
+    perfectly; the first pair of the grid (the lowest) is kept. Without a critical label, the
+    critical threshold is inf: nothing is graded critical."""
+    from models.urgency import level_thresholds
+
+    y = np.array(["critical", "urgent", "routine", "routine", "urgent", "critical"], dtype=object)
+    pc = np.array([0.9, 0.2, 0.1, 0.05, 0.3, 0.8])
+    pu = np.array([0.95, 0.7, 0.2, 0.1, 0.8, 0.9])
+    f1, tc, tu = level_thresholds(y, pc, pu)
+    assert f1 == 1.0 and 0.3 < tc < 0.4 and 0.2 < tu < 0.3
+    f1, tc, tu = level_thresholds(y[1:5], np.full(4, 0.6), pu[1:5])
+    assert f1 == 1.0 and tc == np.inf and 0.2 < tu <= 0.7
+
+
+def test_an_unknown_city_is_refused_naming_the_cities_known(tmp_path):
+    p = tmp_path / "sla.csv"
+    p.write_text("city,level,contact_hours,finish_hours,report_back_hours\n"
+                 "default,critical,1,24,24\ndefault,urgent,1,72,24\ndefault,routine,24,360,24\n"
+                 "北城,urgent,0.5,48,12\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sla\.csv: no deadlines for city '南城'; known: \['default', '北城'\]$"):
+        load_sla(p, city="南城")
+    t = load_sla(p, city="北城")
+    assert t.city == "北城" and t.deadlines("urgent")["city"] == "北城"
+    assert {lev: (s.level, s.contact_hours, s.finish_hours, s.report_back_hours) for lev, s in t.rows.items()} == {
+        "critical": ("critical", 1, 24, 24), "urgent": ("urgent", 0.5, 48, 12), "routine": ("routine", 24, 360, 24)}
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return UrgencyModel(threshold_folds=3).fit(_FX, _FY)
+
+
+def test_the_heads_are_class_weighted_with_the_given_c():
+    """Both heads are class-weighted logistic regressions (docs/adr/0003-urgency-model.md): a
+    rare critical class is not outvoted by the routine bulk."""
+    m = UrgencyModel(threshold_folds=3, C=7.0).fit(_FX, _FY)
+    assert m.critical_head_.class_weight == m.urgent_head_.class_weight == "balanced"
+    assert m.critical_head_.C == m.urgent_head_.C == 7.0  # C: inverse regularisation of both heads
+
+
+def test_max_features_and_max_chars_bound_what_the_n_grams_read():
+    m = UrgencyModel(threshold_folds=3, max_features=25).fit(_FX, _FY)
+    assert len(m.vectorizer_.keys_) == 25
+    # the n-grams read the first 4 characters: two texts alike there (and without cues) score alike
+    a, b = "建议增加公交线路", "建议增加绿化树木"
+    assert LEX.find(a) == LEX.find(b)  # the same cue (建议), at the same place
+    windowed = UrgencyModel(threshold_folds=3, max_chars=4).fit(_FX, _FY)
+    pa, pb = windowed.predict_proba([a, b])
+    np.testing.assert_array_equal(pa, pb)
+    whole = UrgencyModel(threshold_folds=3).fit(_FX, _FY)
+    pa, pb = whole.predict_proba([a, b])
+    assert not np.array_equal(pa, pb)
+
+
+def test_the_alert_fires_when_a_score_reaches_its_threshold_and_never_on_a_critical_grade(small_model):
+    """possible_critical: not graded critical, and the critical score reaches alert_threshold_,
+    or a live critical cue fires and the score reaches alert_cue_threshold_."""
+    import copy
+
+    texts = ["请问公交线路怎么调整，另外楼道里发现煤气味", "经检查没有燃气泄漏", "建议增加公交线路"]
+    pc = small_model.predict_proba(texts)[:, 0]
+    m = copy.deepcopy(small_model)
+    m.critical_threshold_ = np.inf  # nothing graded critical
+
+    def alert(score_t, cue_t):
+        m.alert_threshold_, m.alert_cue_threshold_ = score_t, cue_t
+        return [e["possible_critical"] for e in m.explain(texts)]
+
+    up = lambda x: np.nextafter(x, np.inf)  # noqa: E731
+    assert alert(np.inf, pc[0]) == [True, False, False]       # the live gas cue, its score just reached
+    assert alert(np.inf, up(pc[0])) == [False, False, False]   # … just missed
+    assert alert(np.inf, 0.0) == [True, False, False]         # the negated cue never opens the cue path
+    assert alert(pc[2], np.inf) == [pc[0] >= pc[2], pc[1] >= pc[2], True]
+    assert alert(up(pc[2]), np.inf)[2] is False
+    # a critical grade is never also a possible critical
+    m.critical_threshold_ = 0.0
+    assert alert(0.0, 0.0) == [False, False, False]
+    assert [e["urgency"] for e in m.explain(texts)] == ["critical"] * 3
+
+
+def test_the_urgency_score_is_the_score_that_decided_the_level(small_model):
+    """Critical: the critical score; otherwise the urgent-or-above score, the one compared with
+    urgent_threshold_ (1 − the routine column of predict_proba)."""
+    texts = ["家里有煤气味，很危险", "暖气不热已经三天", "建议增加公交线路", "停水两天了", "请问社保怎么转"]
+    p = small_model.predict_proba(texts)
+    out = small_model.explain(texts)
+    assert {e["urgency"] for e in out} == {"critical", "urgent", "routine"}
+    for e, (pc, _, routine) in zip(out, p):
+        pu = 1 - routine
+        if e["urgency"] == "critical":
+            assert e["urgency_score"] == round(pc, 4)
+        else:
+            assert e["urgency_score"] == pytest.approx(round(pu, 4), abs=1e-12)
+            assert (e["urgency"] == "urgent") == (pu >= small_model.urgent_threshold_ - 1e-12)
+
+
+def test_a_critical_grade_without_a_critical_cue_names_the_model_evidence(small_model):
+    import copy
+
+    m = copy.deepcopy(small_model)
+    m.critical_threshold_ = 0.0  # every appeal graded critical
+    # n-grams of the critical training text (楼道, 很浓) without its gas cue, and the water cue
+    (words, water, gas) = m.explain(["楼道里很浓，停水两天了", "停水两天了", "楼道里有很浓的煤气味"])
+    assert words["urgency"] == water["urgency"] == gas["urgency"] == "critical"
+    assert words["urgency_reason"].startswith("特急：模型依据「"), words["urgency_reason"]
+    assert "很浓" in words["urgency_reason"] and words["urgency_reason"].endswith("；停水"), words["urgency_reason"]
+    assert water["urgency_reason"] == "特急：停水"  # nothing in it raised the critical score: its cues
+    assert gas["urgency_reason"].startswith("特急：燃气泄漏"), gas["urgency_reason"]
+
+
+def test_cue_weight_scales_the_cue_block_and_zero_turns_it_off():
+    """cue_weight scales the cue features beside the TF-IDF block; at 0 the cues add nothing,
+    so texts alike in the characters the n-grams read (max_chars=8) score alike whatever
+    their cues, while at 1 the live gas cue raises the critical score."""
+    head = "请问公交线路怎么调整，另外"
+    texts = [head + "楼道里发现煤气味", head + "经检查没有发现问题"]
+    X, y = ["楼道里有很浓的煤气味", "暖气不热已经三天", "建议增加公交线路"] * 6, ["critical", "urgent", "routine"] * 6
+    off = UrgencyModel(threshold_folds=3, max_chars=8, cue_weight=0.0).fit(X, y)
+    np.testing.assert_allclose(*off.predict_proba(texts), rtol=0, atol=1e-12)
+    on = UrgencyModel(threshold_folds=3, max_chars=8, cue_weight=1.0).fit(X, y)
+    gas, plain = on.predict_proba(texts)[:, 0]
+    assert gas > plain + 0.05
+
+
+def test_a_small_training_set_keeps_n_grams_seen_once_and_a_large_one_drops_them():
+    """Under 50 texts every n-gram counts (a small set has few to spare); from 50 texts on,
+    an n-gram must occur in two of them to be kept."""
+    def chars(m):
+        return {chr(int(k)) for k in m.vectorizer_.keys_ if int(k) < (1 << 21)}
+
+    small = ["楼道里有煤气味", "暖气不热已经三天", "建议增加公交线路", "小区着火了鑫", "停水两天了", "请问社保怎么转"] * 2
+    m = UrgencyModel(threshold_folds=2).fit(small[:-1] + ["请问社保怎么办"], ["critical", "urgent", "routine"] * 4)
+    assert {"鑫", "办"} <= chars(m)  # each in one text only
+    large = [f"{t}{i}" for i in range(10) for t in small[:6]]  # 60 texts
+    m = UrgencyModel(threshold_folds=2).fit(large[:-1] + ["请问社保怎么办"], ["critical", "urgent", "routine"] * 20)
+    assert "鑫" in chars(m) and "办" not in chars(m)  # 鑫 in ten texts, 办 in one
+
+
+def test_a_fold_whose_training_rows_hold_one_appeal_of_a_class_still_scores_it(monkeypatch):
+    """A head is fitted whenever its training rows hold both of its classes, even one appeal
+    of one: with two critical (or two urgent) appeals and two folds, each fold trains on one,
+    and the out-of-fold scores the thresholds are chosen on are not left at 0."""
+    import models.urgency as mu
+
+    seen = []
+    choose = mu.level_thresholds
+    monkeypatch.setattr(mu, "level_thresholds", lambda y, pc, pu: seen.append((pc, pu)) or choose(y, pc, pu))
+    routine = ["建议增加公交线路", "请问社保怎么转", "建议小区增设长椅", "请问户口怎么迁"]
+    UrgencyModel(threshold_folds=2).fit(["楼道里有很浓的煤气味", "小区着火了浓烟很大"] + routine,
+                                        ["critical"] * 2 + ["routine"] * 4)
+    UrgencyModel(threshold_folds=2).fit(["暖气不热已经三天", "停水两天了"] + routine, ["urgent"] * 2 + ["routine"] * 4)
+    (pc, pu), (pc2, pu2) = seen
+    assert (pc > 0).all() and (pu > 0).all()
+    assert (pc2 == 0).all() and (pu2 > 0).all()  # no critical appeal: no critical score
+
+
+def test_choose_alert_may_set_the_cue_threshold_at_the_score_threshold():
+    """The cue path may fire at a lower score than the score alone needs, or at the same one:
+    here the only pair within budget that catches the critical row is score >= 0.9 with the
+    cue path no lower (a cue at 0.5 would spend the budget on a row that is not critical)."""
+    score = np.array([0.9, 0.5, 0.1, 0.05])
+    crit = np.array([True, False, False, False])
+    cue = np.array([False, True, False, False])
+    none, draw = np.zeros(4, bool), np.ones(4, bool)
+    tc, ts = choose_alert(score, crit, cue, none, draw, budget=0.25)
+    fire = (cue & (score >= tc)) | (score >= ts)
+    assert fire.tolist() == [True, False, False, False]
+    assert tc <= ts
+    # the budget is a share of the draw: a draw of one row and a budget of a half allow no alert on it
+    draw = np.array([False, True, False, False])
+    tc, ts = choose_alert(score, np.array([False, True, False, False]), cue, none, draw, budget=0.5)
+    assert not ((cue & (score >= tc)) | (score >= ts))[1]
+
+
+@pytest.mark.parametrize("budget", [0.6, 0.8])
+def test_alert_oof_reports_what_the_chosen_point_does_on_the_out_of_fold_scores(monkeypatch, budget):
+    """alert_oof_: recall on the critical rows and firing on the random draw, each with its
+    95% Wilson interval, of the alert the stored thresholds give on the out-of-fold critical
+    scores (captured as fit hands them to level_thresholds); a score that reaches a threshold
+    fires; the cue path reads live critical cues only. At 0.6 the critical grade alone uses
+    the budget (the alert adds nothing); at 0.8 the alert's thresholds come into play."""
+    import models.urgency as mu
+    from corpora.text import normalise
+
+    seen = []
+    choose = mu.level_thresholds
+    monkeypatch.setattr(mu, "level_thresholds", lambda y, pc, pu: seen.append(pc) or choose(y, pc, pu))
+    X = _FX + ["经检查没有燃气泄漏", "消防员说没有起火", "暖气不热", "建议增设长椅", "小区着火了", "请问户口怎么迁",
+               "孩子放学后走失了", "老人摔倒在家没人管"]
+    y = np.array(_FY + ["routine", "urgent", "urgent", "routine", "critical", "routine", "critical", "critical"],
+                 dtype=object)
+    sampling = np.array(["random", "critical-screen", "random", "random"] * 6 + ["random", "critical-screen"])
+    m = UrgencyModel(threshold_folds=3, alert_budget=budget).fit(X, y, sampling=sampling)
+    (pc,) = seen
+    hazard = np.array([any(c["level"] == "critical" and not c["negated"] for c in LEX.find(normalise(t))) for t in X])
+    fired = (pc >= m.critical_threshold_) | (hazard & (pc >= m.alert_cue_threshold_)) | (pc >= m.alert_threshold_)
+    crit, draw = y == "critical", sampling == "random"
+    assert m.alert_oof_ == {
+        "recall": round(fired[crit].mean(), 4), "recall_ci95": mu.wilson(fired[crit].sum(), crit.sum()),
+        "fires_on_draw": round(fired[draw].mean(), 4), "fires_on_draw_ci95": mu.wilson(fired[draw].sum(), draw.sum()),
+        "draw": "random", "n_draw": 19, "n_critical": 9}
+    assert m.alert_oof_["fires_on_draw"] <= budget
+    if budget == 0.6:  # recall and firing not trivially 0 or 1 (the rounding is seen)
+        assert 0 < m.alert_oof_["recall"] < 1 and 0 < m.alert_oof_["fires_on_draw"] < 1
+    else:  # the alert's thresholds are scores it fires on
+        assert np.isin(m.alert_threshold_, pc) or np.isin(m.alert_cue_threshold_, pc)
+
+
+def test_fit_is_reproducible_for_a_given_random_state():
+    a, b = (UrgencyModel(threshold_folds=3).fit(_FX, _FY) for _ in range(2))
+    assert (a.critical_threshold_, a.urgent_threshold_, a.alert_threshold_, a.alert_cue_threshold_, a.alert_oof_) == \
+        (b.critical_threshold_, b.urgent_threshold_, b.alert_threshold_, b.alert_cue_threshold_, b.alert_oof_)
+
+
+def test_threshold_folds_are_capped_by_the_rarest_level():
+    """threshold_folds=5 with two critical appeals: the out-of-fold scores come from 2 folds
+    (each critical appeal held out once), not from 5 folds that some level cannot fill."""
+    import warnings
+
+    X = ["楼道里有很浓的煤气味", "小区着火了浓烟很大"] + ["暖气不热已经三天", "停水两天了", "电梯坏了三天"] * 2 + \
+        ["建议增加公交线路", "请问社保怎么转", "建议增设长椅"] * 2
+    y = ["critical"] * 2 + ["urgent"] * 6 + ["routine"] * 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn warns when a class has fewer members than folds
+        m = UrgencyModel(threshold_folds=5).fit(X, y)
+    assert m.alert_oof_["n_critical"] == 2
+
+
+def test_the_defaults_are_the_documented_operating_point():
+    """The class docstring's defaults (C from the ablation, the 8% alert budget of ADR 0003)."""
+    assert UrgencyModel().get_params() == {"C": 3.0, "cue_weight": 1.0, "alert_budget": 0.08, "max_features": 50_000,
+                                           "max_chars": None, "threshold_folds": 5, "random_state": 0}
+    given = UrgencyModel(max_features=7, random_state=3, max_chars=9).get_params()
+    assert (given["max_features"], given["random_state"], given["max_chars"]) == (7, 3, 9)
