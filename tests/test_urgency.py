@@ -414,13 +414,16 @@ def test_predict_proba_columns_follow_the_levels():
 
 # --- rules files and helpers ------------------------------------------------------------------------
 
-def test_a_cue_level_outside_the_allowed_ones_is_refused(tmp_path):
+@pytest.mark.parametrize("row, message", [
+    ("积水,basic_need,medium,积水,", r"cues\.csv:3: level must be critical, urgent, up or down; got 'medium'"),
+    ("积水,basic_need,urgent,积水(,", r"cues\.csv:3: '积水' has an invalid pattern"),  # a bad regex: file, line, cue
+])
+def test_a_bad_cue_row_is_refused_naming_its_file_and_line(tmp_path, row, message):
     from corpora.rules import RuleFileError
 
     p = tmp_path / "cues.csv"
-    p.write_text("cue,kind,level,pattern,note\n火灾,hazard,critical,着火,\n积水,basic_need,medium,积水,\n",
-                 encoding="utf-8")
-    with pytest.raises(RuleFileError, match=r"cues\.csv:3: level must be critical, urgent, up or down; got 'medium'"):
+    p.write_text(f"cue,kind,level,pattern,note\n火灾,hazard,critical,着火,\n{row}\n", encoding="utf-8")
+    with pytest.raises(RuleFileError, match=message):
         load_cues(p)
 
 
@@ -556,16 +559,6 @@ def test_a_pickled_lexicon_finds_the_same_cues():
         t = normalise(text)
         assert restored.find(t) == LEX.find(t) != []
         np.testing.assert_array_equal(restored.features([restored.find(t)]), LEX.features([LEX.find(t)]))
-
-
-def test_a_bad_cue_regex_names_its_file_line_and_cue(tmp_path):
-    from corpora.rules import RuleFileError
-
-    p = tmp_path / "cues.csv"
-    p.write_text("cue,kind,level,pattern,note\n火灾,hazard,critical,着火,\n积水,basic_need,urgent,积水(,\n",
-                 encoding="utf-8")
-    with pytest.raises(RuleFileError, match=r"cues\.csv:3: '积水' has an invalid pattern"):
-        load_cues(p)
 
 
 def test_a_small_cue_file_loads_as_written(tmp_path):
