@@ -1149,7 +1149,7 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
 
 
 _TAGS = ("seq", "id", "category", "urgency", "needs_review")  # read at every run: labels change them
-_KEPT = ("time", "district", "user", "title", "text")  # never change once stored: cached by seq
+_UNCHANGING = ("time", "district", "user", "title", "text")  # stored columns that never change: cached by seq
 
 
 def _stored_history(session, start: datetime, end: datetime, history) -> tuple[dict, np.ndarray, dict]:
@@ -1166,7 +1166,7 @@ def _stored_history(session, start: datetime, end: datetime, history) -> tuple[d
     where = (Appeal.time >= start, Appeal.time < end)
     conn = session.connection()
     cached = history.cached
-    names = _TAGS if cached else _TAGS + _KEPT
+    names = _TAGS if cached else _TAGS + _UNCHANGING
     rows = _fetch(conn, select(*(getattr(Appeal, c) for c in names)).where(*where))
     table = np.empty((len(rows), len(names)), dtype=object)
     if rows:
@@ -1178,14 +1178,14 @@ def _stored_history(session, start: datetime, end: datetime, history) -> tuple[d
         missing = np.flatnonzero(~hit)
         if len(missing):  # appeals the entry does not hold: read whole (from the first of them on)
             at = {q: i for i, q in enumerate(seq[missing].tolist())}
-            got = [r for r in _fetch(conn, select(Appeal.seq, *(getattr(Appeal, c) for c in _KEPT))
+            got = [r for r in _fetch(conn, select(Appeal.seq, *(getattr(Appeal, c) for c in _UNCHANGING))
                                      .where(Appeal.seq >= int(seq[missing].min()), *where)) if r[0] in at]
             order = missing[[at[r[0]] for r in got]]
-            new = _kept_columns(pd.DataFrame([r[1:] for r in got], columns=list(_KEPT)))
+            new = _kept_columns(pd.DataFrame([r[1:] for r in got], columns=list(_UNCHANGING)))
             for c, v in new.items():
                 kept[c][order] = v
     else:
-        kept = _kept_columns(pd.DataFrame(table[:, len(_TAGS):], columns=list(_KEPT)))
+        kept = _kept_columns(pd.DataFrame(table[:, len(_TAGS):], columns=list(_UNCHANGING)))
         missing = seq
     history.missing = len(missing)
     cols = {"id": ids, "time": pd.Series(pd.to_datetime(kept["time"], utc=True)),
@@ -1221,7 +1221,7 @@ def _group_stored_week(session, lo: datetime, end: datetime, tz, zone: str, week
 
 
 def _kept_columns(f: pd.DataFrame) -> dict:
-    """What the digest cache keeps of stored appeals (``f``: their ``_KEPT`` columns as the
+    """What the digest cache keeps of stored appeals (``f``: their ``_UNCHANGING`` columns as the
     driver gives them): the joined text, the time as UTC nanoseconds, district and sender."""
     return {"time": _utc_ns(f["time"]), "district": f["district"].to_numpy(dtype=object),
             "user": f["user"].to_numpy(dtype=object), "text": _joined_texts(f) if len(f) else np.zeros(0, dtype=object)}
