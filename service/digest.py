@@ -185,11 +185,7 @@ def _prepare(frame: pd.DataFrame, week_end: date, zone: str, memo=None) -> pd.Da
 
 def _per_distinct(values, fn) -> np.ndarray:
     """``[fn(v) for v in values]`` computing ``fn`` once per distinct value (appeals repeat)."""
-    code, uniq = _factorize(values)
-    out = np.empty(len(uniq), dtype=object)
-    for i, v in enumerate(uniq):
-        out[i] = fn(v)
-    return out[code]
+    return _map_distinct(*_factorize(values), fn)
 
 
 def _joined_texts(f: pd.DataFrame, memo=None) -> np.ndarray:
@@ -229,7 +225,10 @@ def _has(f: pd.DataFrame, col: str) -> bool:
 # --- reading a file ---------------------------------------------------------------------------
 _DIGEST_COLUMNS = ("id", "time", "title", "text", "district", "user", "category", "urgency")
 _PASSED = ("needs_review", "confidence", "model_version", "deadlines")  # read as they are, when present
-_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# a time both readers parse at once (pandas reads second 60 as the next minute, pyarrow 30 February as 1 March)
+_PLAIN_TIME = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
+_EARLIEST, _LATEST = pd.Timestamp("1970-01-01"), pd.Timestamp("2100-01-01")  # as the API's (service.schemas)
+_OUT_OF_RANGE = "time must lie between 1970 and 2100"
 
 
 def read_input(path, *, max_chars: int | None = None) -> pd.DataFrame:
@@ -271,7 +270,12 @@ def _fast_read(source, sep: str, max_chars: int, *, first_row: int = 1):
     object holding the header line and rows), rows numbered from ``first_row``; None when
     it cannot be read this way and ``read_appeals`` must (another encoding, a malformed
     file, times with an offset). Each row is read on its own: the rows of a file read in
-    two parts (:mod:`service.digest_cache`) are the rows of the file read whole."""
+    two parts (:mod:`service.digest_cache`) are the rows of the file read whole.
+
+    A file on disk is parsed by pyarrow's multithreaded reader, each repeated column
+    (texts, districts …) as codes into its distinct values, so a million rows of a few
+    thousand texts become a few thousand Python strings; anything pyarrow reads otherwise
+    than pandas would (a short row, duplicate or odd column names) is read by pandas."""
     from corpora.records import Problem, _column_aliases, check_text, parse_time
 
     def csv(**kw):
@@ -289,29 +293,32 @@ def _fast_read(source, sep: str, max_chars: int, *, first_row: int = 1):
         wanted = {c: rename.get(c, c) for c in header if rename.get(c, c) in _DIGEST_COLUMNS + _PASSED}
         if "text" not in wanted.values():
             return None
-        raw = csv(usecols=list(wanted)).rename(columns=wanted)
+        raw = _ArrowColumns.read(source, sep, wanted) if isinstance(source, Path) else None
+        if raw is None:
+            raw = _PandasColumns(csv(usecols=list(wanted)).rename(columns=wanted))
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError):
         return None  # read_appeals says what is wrong, or reads GBK
-    n = len(raw)
+    n = raw.n
     row = np.arange(first_row, first_row + n)
     problems: dict[int, Problem] = {}
 
-    checked = _per_distinct(raw["text"].to_numpy(dtype=object), lambda t: check_text(t, max_chars))
-    texts = np.array([c[0] for c in checked], dtype=object) if n else np.zeros(0, dtype=object)
-    for i in np.flatnonzero(texts == None):  # noqa: E711 (elementwise)
-        problems[int(row[i])] = Problem(int(row[i]), "text", checked[i][1])
+    codes, distinct = raw.distinct("text")
+    checked = [check_text(t, max_chars) for t in distinct]
+    texts = np.empty(len(checked), dtype=object)
+    texts[:] = [c[0] for c in checked]
+    texts = texts[codes]
     ok = texts != None  # noqa: E711
-    times = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-    if "time" in raw.columns:
-        t = raw["time"].str.strip()
-        plain = t.str.fullmatch(_PLAIN_TIME.pattern).fillna(False).to_numpy(dtype=bool)
-        times[plain] = pd.to_datetime(t[plain], format="%Y-%m-%d %H:%M:%S", errors="coerce")
-        rest = np.flatnonzero(~plain | times.isna().to_numpy())
+    for i in np.flatnonzero(~ok):
+        problems[int(row[i])] = Problem(int(row[i]), "text", checked[codes[i]][1])
+    times = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if "time" in raw:
+        plain_times, rest = raw.plain_times()
+        times[:] = plain_times
         parsed: dict = {}
-        for i in rest:
+        rest_values = raw.values("time", rest)
+        for i, v in zip(rest.tolist(), rest_values):
             if not ok[i]:
                 continue
-            v = raw["time"].iat[i]
             if v not in parsed:
                 try:
                     iso = parse_time(v)
@@ -325,27 +332,145 @@ def _fast_read(source, sep: str, max_chars: int, *, first_row: int = 1):
             elif got is not None:
                 if got.tzinfo is not None:  # times with an offset: as read_appeals gives them, for the digest
                     return None
-                times.iat[i] = got
-    out = pd.DataFrame(index=raw.index)
-    if "id" in raw.columns:  # corpora.records._clean_id, vectorised
-        ids = raw["id"].str.strip()
-        ids = ids.where(~ids.str.fullmatch(r"\d+\.0"), ids.str[:-2])
-        bad = (ids == "") | (ids.str.lower() == "nan")
-        out["id"] = ids.where(~bad, pd.Series([f"row-{i}" for i in row], index=raw.index)).astype(object)
+                if _EARLIEST <= got < _LATEST:
+                    times[i] = got.to_datetime64()
+                else:
+                    problems[int(row[i])] = Problem(int(row[i]), "time", _OUT_OF_RANGE)
+                    ok[i] = False
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    if "id" in raw:
+        out["id"] = raw.ids(row)
     else:
         out["id"] = [f"row-{i}" for i in row]
     out["time"] = times
     for name in ("title", "district", "user", "category", "urgency"):
-        if name in raw.columns:
-            out[name] = _per_distinct(raw[name].to_numpy(dtype=object),
-                                      lambda v: None if v is None else normalise(v) or None)
+        if name in raw:
+            out[name] = _map_distinct(*raw.distinct(name), lambda v: None if v is None else normalise(v) or None)
     if "title" not in out.columns:
         out["title"] = None  # as read_appeals: the digest joins (re-normalises) title and text
     out["text"] = texts
     for name in _PASSED:
-        if name in raw.columns:
-            out[name] = raw[name].astype(object)
+        if name in raw:
+            out[name] = raw.values(name)
     return out[ok].reset_index(drop=True), list(problems.values()), n
+
+
+def _map_distinct(codes: np.ndarray, uniques, fn) -> np.ndarray:
+    """``fn`` of each value given as codes into its distinct values, once per distinct value."""
+    out = np.empty(len(uniques), dtype=object)
+    for i, v in enumerate(uniques):
+        out[i] = fn(v)
+    return out[codes]
+
+
+class _PandasColumns:
+    """The string columns of a CSV as pandas read them (``dtype=str``, no NA values)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame, self.n = frame, len(frame)
+
+    def __contains__(self, name) -> bool:
+        return name in self.frame.columns
+
+    def values(self, name, at=None) -> np.ndarray:
+        v = self.frame[name].to_numpy(dtype=object)
+        return v if at is None else v[at]
+
+    def distinct(self, name):
+        return _factorize(self.values(name))
+
+    def plain_times(self):
+        """(times parsed where they are ``YYYY-MM-DD HH:MM:SS`` after stripping, NaT elsewhere;
+        the positions of the others)."""
+        t = self.frame["time"].str.strip()
+        plain = np.flatnonzero(t.str.fullmatch(_PLAIN_TIME).fillna(False).to_numpy(dtype=bool))
+        got = pd.to_datetime(t.iloc[plain], format="%Y-%m-%d %H:%M:%S", errors="coerce").to_numpy()
+        near = (got >= _EARLIEST.to_datetime64()) & (got < _LATEST.to_datetime64())  # the others: as the rest
+        times = np.full(self.n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        times[plain[near]] = got[near]
+        return times, np.flatnonzero(np.isnat(times))
+
+    def ids(self, row) -> np.ndarray:  # corpora.records._clean_id, vectorised
+        ids = self.frame["id"].str.strip()
+        ids = ids.where(~ids.str.fullmatch(r"\d+\.0"), ids.str[:-2])
+        bad = (ids == "") | (ids.str.lower() == "nan")
+        return ids.where(~bad, pd.Series([f"row-{i}" for i in row], index=ids.index)).to_numpy(dtype=object)
+
+
+class _ArrowColumns:
+    """The same columns parsed by pyarrow (``pyarrow.csv``: C++ on every core), with the
+    same results as :class:`_PandasColumns`."""
+
+    def __init__(self, table):
+        self.table, self.n = table, table.num_rows
+
+    @classmethod
+    def read(cls, path: Path, sep: str, wanted: dict):
+        """The ``wanted`` columns (file's name: name in the digest) of ``path``; None when
+        pyarrow is absent or would not read the file as pandas does (the caller reads it
+        with pandas, which says what is wrong if anything is). Of two columns of one name,
+        both take the first."""
+        try:
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
+        except ImportError:
+            return None
+        try:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(use_threads=True),
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in wanted}, include_columns=list(wanted),
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except (pa.ArrowException, OSError):
+            return None
+        if table.column_names != list(wanted) or table.num_rows == 0:
+            return None
+        return cls(table.rename_columns([wanted[c] for c in table.column_names]))
+
+    def __contains__(self, name) -> bool:
+        return name in self.table.column_names
+
+    def values(self, name, at=None) -> np.ndarray:
+        col = self.table[name]
+        if at is not None:
+            col = col.take(at)
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+
+    def distinct(self, name):
+        import pyarrow.compute as pc
+
+        enc = pc.dictionary_encode(self.table[name]).combine_chunks()
+        return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+
+    def plain_times(self):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        t = pc.utf8_trim_whitespace(self.table["time"])
+        got = pc.strptime(t, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+        # taken when every field is in range, the day too (pyarrow reads 30 February as 1
+        # March), between 1970 and 2100; the others are read as the rest
+        keep = pc.and_(pc.and_(pc.match_substring_regex(t, _PLAIN_TIME),
+                               pc.equal(pc.utf8_lpad(pc.cast(pc.day(got), pa.string()), 2, "0"),
+                                        pc.utf8_slice_codeunits(t, 8, 10))),
+                       pc.and_(pc.greater_equal(got, pa.scalar(_EARLIEST.to_pydatetime(), pa.timestamp("s"))),
+                               pc.less(got, pa.scalar(_LATEST.to_pydatetime(), pa.timestamp("s")))))
+        got = pc.if_else(pc.fill_null(keep, False), got, pa.scalar(None, pa.timestamp("s")))
+        times = got.combine_chunks().to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+        return times, np.flatnonzero(np.isnat(times))
+
+    def ids(self, row) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        ids = pc.utf8_trim_whitespace(self.table["id"])
+        ids = pc.if_else(pc.match_substring_regex(ids, r"^\p{Nd}+\.0$"), pc.utf8_slice_codeunits(ids, 0, -2), ids)
+        out = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+        bad = pc.or_(pc.equal(ids, ""), pc.equal(pc.utf8_lower(ids), "nan")).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(bad):
+            out[i] = f"row-{row[i]}"
+        return out
 
 
 def _slow_read(path, max_chars):
