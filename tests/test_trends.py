@@ -105,6 +105,17 @@ def test_score_counts_only_events_a_detector_could_see():
     assert ended["alert_precision"] == 1.0
 
 
+def test_score_reports_the_day_a_late_emerging_issue_was_found():
+    truth = [{"id": "new", "kind": "emerging", "start": "2024-03-01", "ids": ["a", "b"], "topic": None, "district": "d"},
+             {"id": "never", "kind": "emerging", "start": "2024-03-05", "ids": ["c"], "topic": None, "district": "d"}]
+    alerts = [{"kind": "emerging", "as_of": "2024-02-28", "evidence_ids": ["b"]},  # before its start: not it
+              {"kind": "emerging", "as_of": "2024-03-09", "evidence_ids": ["x", "b"]},
+              {"kind": "spike", "as_of": "2024-03-12", "evidence_ids": ["a"]}]
+    s = score_alerts(alerts, truth, start="2024-01-01", weeks=13)
+    assert s["recall_by_kind"]["emerging"] == {"events": 2, "recalled": 0}  # day 8: past the 7-day window
+    assert s["emerging_first_alert_days"] == [8, None]
+
+
 def test_helpers():
     assert onsets_in(np.array([0, 9, 9, 0]), 8, min_run=3) == []
     assert [d.weekday() for d in as_of_dates("2025-01-01", "2025-01-31", 7)] == [6] * 4

@@ -97,6 +97,13 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
               and abs((date.fromisoformat(a["window_start"]) - s).days) <= 45]
         if fc:
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
+    # the day (after its start) each emerging issue was first alerted with its appeals, at any delay
+    emerging_days = []
+    for e in events:
+        if e["kind"] == "emerging":
+            s = date.fromisoformat(e["start"])
+            days = [(date.fromisoformat(a["as_of"]) - s).days for a in detections if set(a["evidence_ids"]) & ids[e["id"]]]
+            emerging_days.append(min((d for d in days if d >= 0), default=None))
     by_kind = {k: {"events": sum(1 for e in events if e["kind"] == k),
                    "recalled": sum(1 for e in events if e["kind"] == k and caught[e["id"]])}
                for k in ("spike", "seasonal_onset", "emerging")}
@@ -107,6 +114,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         "median_delay_days": float(np.median(delays)) if delays else None,
         "alerts_per_week": round(len(detections) / weeks, 2),
         "false_alarms_per_week": round((len(detections) - true_alerts) / weeks, 2),
+        "emerging_first_alert_days": emerging_days,
         "onset_forecasts_scored": len(errors),
         # recurring seasons (one seen in an earlier year) that got no forecast 3-5 weeks ahead
         "onset_forecasts_missing": sum(1 for e in events if e["kind"] == "seasonal_onset"
