@@ -77,7 +77,7 @@ def test_exact_reposts_share_a_group_whatever_the_time():
 
 
 def test_same_issue_groups_and_unrelated_never_joins(grouped):
-    g, gid = grouped
+    _, gid = grouped
     assert gid["a1"] == gid["a2"] == gid["a3"] == gid["a6"] == gid["a7"]
     assert gid["a5"] not in {gid[k] for k in gid if k != "a5"}
 
@@ -306,7 +306,7 @@ def test_add_frame_groups_as_adding_one_at_a_time():
     districts) and signatures in a batch; it must group exactly as add() does."""
     from corpora.simulate import CityConfig, simulate_stream
 
-    frame, _ = simulate_stream(start="2024-05-01", end="2024-06-10", city=CityConfig(base_per_day=40, senders=True),
+    frame, _ = simulate_stream(start="2024-05-01", end="2024-05-12", city=CityConfig(base_per_day=40, senders=True),
                                seed=5)
     frame = frame.copy()
     frame["time"] = pd.to_datetime(frame["time"])
@@ -320,3 +320,279 @@ def test_add_frame_groups_as_adding_one_at_a_time():
     assert list(got) == [ids[i] for i in frame["id"]]
     assert batch.groups() == one.groups()
     assert [batch.appeal(i) for i in frame["id"]] == [one.appeal(i) for i in frame["id"]]
+
+
+# --- heat, one part at a time ---------------------------------------------------------------
+def test_heat_is_the_weighted_mean_of_its_parts():
+    # every part at one half: 50 whatever the weights
+    half = {"people": 5, "size": 10, "recent": 7, "earlier": 21, "days_since_last": 14}
+    assert heat_score(**half) == 50.0
+    assert heat_score(**half, urgency=["critical", "routine", "unknown"], likes=20) == 50.0
+    # no recent appeal, no time known: growth and recency are 0; people .5 (x30), volume .5 (x20)
+    assert heat_score(people=5, size=10, recent=0, earlier=3, days_since_last=None) == round(100 * 25 / 80, 1)
+    # urgency and likes present count with their weights; urgency only of the grades known
+    assert heat_score(people=5, size=10, recent=0, earlier=0, days_since_last=None, urgency=["critical"]) == \
+        round(100 * (25 + 10) / 90, 1)
+    assert heat_score(people=5, size=10, recent=0, earlier=0, days_since_last=None, urgency=["bogus"], likes=0) == \
+        round(100 * 25 / 90, 1)
+    # a growth of only recent appeals is 1; a last appeal in the future counts as today; negative likes as none
+    assert heat_score(people=5, size=10, recent=3, earlier=0, days_since_last=-2, likes=-5) == \
+        round(100 * (25 + 15 + 15) / 90, 1)
+    assert heat_score(people=10, size=20, recent=0, earlier=0, days_since_last=28) == \
+        round(100 * (30 * 0.75 + 20 * 0.75 + 15 * 0.25) / 80, 1)
+
+
+# --- one grouper seen from every reading method ---------------------------------------------
+CITY = [  # id, time, text, district, user, likes, urgency
+    ("h1", "2024-06-01 08:00", WATER, "A1区", "u1", 3, "urgent"),
+    ("h2", "2024-06-03 08:00", WATER + "！", "A2区", "u2", float("nan"), "critical"),
+    ("h3", "2024-06-10 08:00", "幸福里小区停水问题多次反映至今未解决，水压很低", " Ａ1区 ", "", None, None),
+    ("h4", None, "阳光花园小区门口垃圾成堆没人清理，苍蝇很多", None, None, None, None),
+    ("h5", None, "阳光花园小区门口垃圾成堆没人清理，苍蝇很多！", None, None, None, None),
+    ("h6", "2024-06-05 12:00", "导游强制游客购物，不买就不让上车，旅行社态度恶劣", "A3区", "u6", None, None),
+]
+
+
+@pytest.fixture(scope="module")
+def city():
+    g = HotspotGrouper()
+    for i, t, text, d, u, likes, urg in CITY:
+        g.add(i, t, text, district=d, user=u, likes=likes, urgency=urg)
+    return g
+
+
+def test_groups_report_size_people_times_districts_and_repeats(city):
+    water, litter = city.groups()
+    assert water["appeal_ids"] == ["h1", "h2", "h3"] and water["size"] == 3
+    assert water["people"] == 3  # u1, u2 and one appeal without a sender ("" is none)
+    assert (water["first_time"], water["last_time"]) == ("2024-06-01T08:00:00", "2024-06-10T08:00:00")
+    assert water["districts"] == ["A1区", "A2区"]  # " Ａ1区 " is A1区
+    assert water["repeats"] == [{"id": "h3", "repeat_of": ["h1", "h2"]}]  # 多次反映: linked to the earlier ones
+    assert water["place"] == "幸福里小区" and water["keywords"][:2] == ["停水", "水压"]
+    # as of the last appeal: h3 in the last 7 days, h1 and h2 (exactly 7 days before) in the 21 before
+    assert water["heat"] == heat_score(people=3, size=3, recent=1, earlier=2, days_since_last=0,
+                                       urgency=["urgent", "critical"], likes=3)
+    # no times, no senders: one person per distinct text, and a re-post is the same text
+    assert litter["appeal_ids"] == ["h4", "h5"] and litter["people"] == 1
+    assert litter["first_time"] is None and litter["last_time"] is None and litter["districts"] == []
+    assert litter["heat"] == heat_score(people=1, size=2, recent=0, earlier=0, days_since_last=None)
+    assert litter["summary"].startswith("阳光花园小区：")
+
+
+def test_groups_are_hottest_first_then_by_id(city):
+    rows = city.groups(min_size=1)
+    assert [r["group_id"] for r in rows] == ["g000001", "g000003", "g000002"]
+    assert [r["heat"] for r in rows] == sorted((r["heat"] for r in rows), reverse=True)
+
+
+def test_groups_period_and_district_filters(city):
+    # appeals outside the period are not counted; appeals without a time are outside any period
+    assert [r["appeal_ids"] for r in city.groups(since="2024-06-03")] == [["h2", "h3"]]
+    assert [r["appeal_ids"] for r in city.groups(until="2024-06-03")] == [["h1", "h2"]]  # a date: its whole day
+    assert city.groups(until="2024-06-03T00:00:00") == []  # a time: up to it
+    assert [r["appeal_ids"] for r in city.groups(since="2024-06-01 08:00", until="2024-06-01 08:00", min_size=1)] \
+        == [["h1"]]
+    both = city.groups(since="2024-06-02", until="2024-06-10")
+    assert [r["appeal_ids"] for r in both] == [["h2", "h3"]]
+    # heat as of the end of the period: h3 (0.67 days before) recent, h2 in the 21 days before
+    assert both[0]["heat"] == heat_score(people=2, size=2, recent=1, earlier=1, days_since_last=16 / 24 - 1e-9,
+                                         urgency=["critical"])
+    assert [r["appeal_ids"] for r in city.groups(district="A2区")] == [["h1", "h2", "h3"]]
+    assert [r["appeal_ids"] for r in city.groups(district="Ａ3区", min_size=1)] == [["h6"]]
+    assert city.groups(district="A9区", min_size=1) == []
+
+
+def test_one_group_in_full_as_groups_lists_it(city):
+    listed = {r["group_id"]: r for r in city.groups(min_size=1, until="2024-06-30T00:00:00")}
+    for gid in ("g000001", "g000003"):
+        assert city.group(gid, until="2024-06-30T00:00:00") == listed[gid]
+    everything = {r["group_id"]: r for r in city.groups(min_size=1)}  # as of the latest appeal seen
+    for gid in ("g000001", "g000002", "g000003"):
+        assert city.group(gid) == everything[gid]
+    for bad in ("g000004", "g000000", "g1", "gg1", "x", "", 1):
+        with pytest.raises(KeyError, match="is not known"):
+            city.group(bad)
+
+
+def test_appeal_reports_group_place_and_repeat(city):
+    assert city.appeal("h3") == {"group_id": "g000001", "place": "幸福里小区", "repeat": True,
+                                 "repeat_of": ["h1", "h2"]}
+    # no place named: the given district is its place
+    assert city.appeal("h6") == {"group_id": "g000003", "place": "A3区", "repeat": False, "repeat_of": []}
+    assert city.group_of("h5") == "g000002"
+    with pytest.raises(KeyError, match="'nope' has not been added"):
+        city.group_of("nope")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"threshold": 0}, "threshold must be in (0, 1], got 0"),
+    ({"place_threshold": 1.01}, "place_threshold must be in (0, 1], got 1.01"),
+    ({"matter_threshold": -0.1}, "matter_threshold must be in (0, 1]"),
+    ({"place_cosine": 2}, "place_cosine must be in (0, 1]"),
+    ({"cosine": 0.0}, "cosine must be in (0, 1]"),
+    ({"window_days": 0}, "window_days must be positive, got 0"),
+    ({"place_window_days": -1}, "place_window_days must be positive, got -1"),
+    ({"shingle_size": 0}, "shingle_size must be an integer ≥ 1, got 0"),
+    ({"shingle_size": 2.0}, "shingle_size must be an integer ≥ 1, got 2.0"),
+    ({"num_perm": 7}, "num_perm must be an integer ≥ 8, got 7"),
+    ({"band_rows": 0}, "band_rows must be an integer ≥ 1"),
+    ({"n_representatives": 0}, "n_representatives must be an integer ≥ 1"),
+    ({"n_keywords": 0}, "n_keywords must be an integer ≥ 1"),
+    ({"num_perm": 8, "band_rows": 9}, "band_rows must be at most num_perm (8), got 9"),
+])
+def test_bad_parameters_are_refused_naming_them(params, message):
+    with pytest.raises(ValueError) as err:
+        HotspotGrouper(**params).add("1", None, "路灯不亮")
+    assert message in str(err.value)
+
+
+def test_the_smallest_allowed_parameters_work():
+    g = HotspotGrouper(threshold=1, place_threshold=1, matter_threshold=1, place_cosine=1, cosine=1,
+                       window_days=0.5, place_window_days=0.5, shingle_size=np.int64(1), num_perm=8, band_rows=8,
+                       n_representatives=1, n_keywords=1)
+    assert g.add("1", "2024-01-01", "路灯不亮") == g.add("2", "2024-01-01", "路灯不亮！") == "g000001"
+    assert g.add("3", "2024-01-01", "井盖丢了") == "g000002"
+
+
+def test_a_bad_time_is_refused_redacted_and_a_missing_one_is_none():
+    g = HotspotGrouper()
+    with pytest.raises(ValueError) as err:
+        g.add("1", "回电13812345678", "路灯不亮")
+    assert str(err.value) == "time must be a date and time (ISO 8601 or a datetime), got '回电[手机号]'"
+    with pytest.raises(ValueError, match="got 'x'"):
+        g.add("1", object.__new__(type("X", (), {"__str__": lambda self: "x"})), "路灯不亮")
+    for k, t in enumerate((None, float("nan"), pd.NaT, "")):
+        g.add(f"n{k}", t, "路灯不亮")
+    assert g.groups()[0]["first_time"] is None and g.groups()[0]["size"] == 4
+
+
+def test_windows_are_inclusive_to_the_day():
+    g = HotspotGrouper(window_days=10, place_window_days=10)
+    a = g.add("1", "2024-01-11", WATER)
+    assert g.add("2", "2024-01-01", WATER.replace("三天", "四天")) == a  # 10 days before the first: in
+    assert g.add("3", "2024-01-21", WATER.replace("三天", "五天")) == a  # 10 days after the last: in
+    assert g.add("4", "2024-01-31 00:00:01", WATER.replace("三天", "六天")) != a  # just past
+    assert g.group(a)["appeal_ids"] == ["2", "1", "3"]  # in time order, not the order added
+
+
+def test_without_a_place_the_shorter_window_holds():
+    lamp = "楼道灯坏了一个月没人修，晚上上下楼很危险，物业一直推脱"
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    a = g.add("1", "2024-01-01", lamp)
+    assert g.add("2", "2024-03-01", lamp.replace("一个月", "两个月")) != a
+    assert g.add("3", "2024-01-20", lamp.replace("一个月", "三周")) == a
+
+
+def test_seed_restores_groups_flags_and_keeps_grouping():
+    g = HotspotGrouper()
+    assert g.seed("s1", "2024-06-01", WATER, group="g000042", user="u1") == "g000001"
+    assert g.seed("s2", "2024-06-02", STATION[0], group=7, user="u2") == "g000002"
+    assert g.seed("s3", "2024-06-03", WATER + "！", group="g000042", user="u3", repeat=True,
+                  repeat_of=[1]) == "g000001"
+    assert g.appeal("s3") == {"group_id": "g000001", "place": "幸福里小区", "repeat": True, "repeat_of": ["1"]}
+    assert g.appeal("s1")["repeat"] is False and g.appeal("s1")["repeat_of"] == []
+    assert g.add("s4", "2024-06-04", STATION[1], user="u4") == "g000002"
+    assert g.add("s5", "2024-06-05", WATER.replace("三天", "五天"), user="u5") == "g000001"
+    assert g.group("g000001")["appeal_ids"] == ["s1", "s3", "s5"]
+    with pytest.raises(ValueError, match="already added"):
+        g.seed("s1", None, "路灯不亮", group="x")
+
+
+def test_add_frame_without_ids_or_times_and_with_missing_ones():
+    frame = pd.DataFrame({"text": ["幸福里小区停水三天了，水压很低", "阳光花园小区门口垃圾成堆没人清理",
+                                   "幸福里小区停水三天了，水压很低！"],
+                          "time": pd.to_datetime(["2024-06-02", None, "2024-06-01"])})
+    g = HotspotGrouper()
+    assert list(g.add_frame(frame, progress=False)) == ["g000001", "g000002", "g000001"]
+    # time order, rows without a time last; without an id column the row position is the id
+    assert g.group("g000001")["appeal_ids"] == ["2", "0"] and g.group_of(1) == "g000002"
+    assert g.group("g000001")["first_time"] == "2024-06-01T00:00:00"
+    zoned = frame.assign(time=frame["time"].dt.tz_localize("Asia/Shanghai"))
+    z = HotspotGrouper()
+    z.add_frame(zoned, progress=False)
+    assert z.group("g000001")["first_time"] == "2024-05-31T16:00:00"  # stored in UTC
+    plain = HotspotGrouper()
+    assert list(plain.add_frame(frame[["text"]], progress=False)) == ["g000001", "g000002", "g000001"]
+    assert plain.group("g000001")["appeal_ids"] == ["0", "2"]  # no times: row order
+
+
+def test_summary_without_a_place_or_keywords():
+    g = HotspotGrouper()
+    g.add("1", "2024-06-01", "导游强制游客购物，不买就不让上车，旅行社态度恶劣", user="u1")
+    g.add("2", "2024-06-02", "导游强制游客购物，不买就不让上车，旅行社态度恶劣！", user="u2")
+    g.add("3", "2024-06-03", "123456", user="u3")
+    g.add("4", "2024-06-04", "123456。", user="u4")
+    rows = {r["appeal_ids"][0]: r for r in g.groups()}
+    assert rows["1"]["place"] is None and rows["1"]["summary"] == "、".join(rows["1"]["keywords"])
+    assert len(rows["1"]["keywords"]) == 3 and "导游" in rows["1"]["keywords"]
+    assert rows["3"]["keywords"] == [] and rows["3"]["summary"] == "同类诉求"
+
+
+def test_describe_uses_the_given_districts_idf_and_k():
+    texts = ["路灯坏了晚上很黑", "路灯坏了好几天晚上看不见"]
+    assert describe(texts)[0] is None
+    assert describe(texts, districts=["A1区", "A1区"]) == ("A1区", describe(texts)[1])
+    assert describe(texts, k=1) == (None, ["路灯"])
+    # idf orders words held alike: the rarer one first
+    rare = {"晚上": 5.0}
+    assert describe(texts, k=1, idf=lambda w: rare.get(w, 1.0)) == (None, ["晚上"])
+
+
+def test_times_are_reported_in_utc_whatever_the_local_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        g = HotspotGrouper()
+        g.add("1", "2024-06-01 08:00", WATER)
+        g.add("2", "2024-06-02T09:30:00+08:00", WATER + "！")
+        r = g.groups()[0]
+        assert (r["first_time"], r["last_time"]) == ("2024-06-01T08:00:00", "2024-06-02T01:30:00")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_warm_up_and_the_shipped_cue_files_load():
+    from models.hotspots import _lines, _warm_up
+
+    _warm_up()
+    cues = _lines("repeat_cues.txt")
+    assert "多次反映" in cues and all(c and "#" not in c and c == c.strip() for c in cues)
+
+
+def test_a_grouper_seeded_from_stored_groups_reads_and_continues_as_the_original(city):
+    """seed: the appeals of CITY re-seeded under their stored group ids give the same groups
+    (heat from likes, urgency, districts and senders included), and the appeals added after
+    are grouped as the original groups them."""
+    seeded = HotspotGrouper()
+    for i, t, text, d, u, likes, urg in CITY:
+        info = city.appeal(i)
+        seeded.seed(i, t, text, group=info["group_id"], district=d, user=u, likes=likes, urgency=urg,
+                    repeat=info["repeat"], repeat_of=info["repeat_of"])
+    assert seeded.groups(min_size=1) == city.groups(min_size=1)
+    later = [("h7", "2024-06-11 08:00", STREAM[2][2], "u7"), ("h8", "2024-06-12 08:00", STREAM[4][2], "u8"),
+             ("h9", "2024-06-12 09:00", "幸福里小区停水，我前天反映过水压低的问题，物业说在修", "u2")]
+    whole = HotspotGrouper()
+    for i, t, text, d, u, likes, urg in CITY:
+        whole.add(i, t, text, district=d, user=u, likes=likes, urgency=urg)
+    for i, t, text, u in later:
+        assert seeded.add(i, t, text, user=u) == whole.add(i, t, text, user=u)
+        assert seeded.appeal(i) == whole.appeal(i)
+    assert seeded.groups() == whole.groups()
+
+
+def test_seeding_keeps_neighbours_from_chaining():
+    """As add: a seeded appeal that matches the group's first appeal is a representative, one
+    that matches only a representative is not, so a newcomer cannot chain through it."""
+    s = ["垃圾站臭气熏天苍蝇蚊子特别多", "清运车凌晨四点作业噪音很大", "清运车还漏油路面又脏又滑",
+         "电动车乱停乱放堵住消防通道", "楼道里堆满杂物存在火灾隐患", "健身器材损坏多年无人维修"]
+    texts = ["，".join(s[k:k + 3]) for k in range(4)]
+    added, seeded = HotspotGrouper(threshold=0.4), HotspotGrouper(threshold=0.4)
+    for k, text in enumerate(texts[:3]):
+        gid = added.add(f"c{k}", f"2024-07-0{k + 1}", text)
+        seeded.seed(f"c{k}", f"2024-07-0{k + 1}", text, group=gid)
+    assert seeded.add("d", "2024-07-05", texts[3]) == added.add("d", "2024-07-05", texts[3]) == "g000002"
+    near_b = "，".join([s[1], s[2], s[3] + "了"])
+    assert seeded.add("e", "2024-07-06", near_b) == added.add("e", "2024-07-06", near_b)
