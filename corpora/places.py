@@ -7,7 +7,9 @@ characters a name may hold (anything but punctuation and the ``boundary`` charac
 which end a name on its left) and the group ``(?P<s>…)`` holds the suffix. Matched names lose a leading ``prefix`` word (投诉, 关于 …)
 and anything up to the last city/district/town in them ("A市A2区暮云街道丽发新城" →
 "丽发新城"); a name, or its stem before the suffix, in the ``generic`` list (住宅小区,
-马路, a bare 医院 …) is not a place.
+马路, a bare 医院 …) is not a place. A housing estate (a suffix of the ``estate`` row) loses
+the road its name begins with (``located``): 劳动东路魅力之城小区 is 魅力之城小区, as its
+neighbours call it, while 中山路小学 keeps its road.
 
 A *gazetteer* (a city's own list of place names) can be given: its names are found
 verbatim and win over pattern matches of the same level.
@@ -31,8 +33,9 @@ from corpora.text import DATA_DIR, normalise
 __all__ = ["Place", "PlaceMatch", "Gazetteer", "find_places", "place_key", "load_gazetteer", "LEVELS"]
 
 LEVELS = {"city": 0, "district": 1, "township": 2, "road": 3, "place": 4}
-_UNIT = re.compile(r"[A-Z]\d*[市区县]|(?<![小社园景校城超菜夜股])[市区县]|[镇乡省]|街道办事处|街道办|街道")  # admin units
+_UNIT = re.compile(r"[A-Z]\d*[市区县]|(?<![小社园景校城超菜夜股])(?:[区县]|市(?!民))|[镇乡省]|街道办事处|街道办|街道")  # admin units (not 市民)
 _KEY_SUFFIX = re.compile(r"(?:小区|社区)$")
+_SETTINGS = {"boundary", "prefix", "generic", "located", "estate"}  # rows that are not a kind of place
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class _Rules:
     patterns: list[tuple[str, int, re.Pattern]]
     prefix: re.Pattern
     generic: frozenset
+    located: re.Pattern | None = None  # a road a housing estate's name begins with (劳动东路魅力之城小区)
+    estates: re.Pattern | None = None  # the suffixes of housing estates
 
 
 @lru_cache(maxsize=4)
@@ -65,13 +70,16 @@ def _rules(path: Path | None = None) -> _Rules:
     raw: dict[str, list[tuple[int, dict]]] = {}
     for line, row in rule_rows(path):
         kind = (row.get("kind") or "").strip()
-        if kind not in LEVELS and kind not in {"boundary", "prefix", "generic"}:
+        if kind not in LEVELS and kind not in _SETTINGS:
             raise RuleFileError(f"{path}:{line}: unknown kind {kind!r}; expected one of "
-                                f"{sorted(LEVELS) + ['boundary', 'generic', 'prefix']}")
+                                f"{sorted(LEVELS) + sorted(_SETTINGS)}")
         raw.setdefault(kind, []).append((line, row))
     for needed in ("boundary", "prefix", "generic"):
         if len(raw.get(needed, [])) != 1:
             raise RuleFileError(f"{path}: needs exactly one '{needed}' row")
+    for optional in ("located", "estate"):
+        if len(raw.get(optional, [])) > 1:
+            raise RuleFileError(f"{path}: needs at most one '{optional}' row")
     boundary = raw["boundary"][0][1]["pattern"].strip()
     name_chars = "[^\\W_" + re.escape(boundary) + "]"
     patterns = []
@@ -90,7 +98,12 @@ def _rules(path: Path | None = None) -> _Rules:
     prefix_line, prefix_row = raw["prefix"][0]
     prefix = rule_pattern(path, prefix_line, "prefix", f"^(?:{prefix_row['pattern'].strip()})+")
     generic = frozenset(w.strip() for w in raw["generic"][0][1]["pattern"].split("|") if w.strip())
-    return _Rules(patterns, prefix, generic)
+    located = estates = None
+    if raw.get("located") and raw.get("estate"):
+        (l_line, l_row), (e_line, e_row) = raw["located"][0], raw["estate"][0]
+        located = rule_pattern(path, l_line, "located", f"^(?:{l_row['pattern'].strip()})")
+        estates = rule_pattern(path, e_line, "estate", f"^(?:{e_row['pattern'].strip()})")
+    return _Rules(patterns, prefix, generic, located, estates)
 
 
 class Gazetteer:
@@ -151,6 +164,13 @@ def _clean(name: str, suffix: str, kind: str, rules: _Rules) -> str | None:
     stripped = rules.prefix.sub("", name)
     if len(stripped) >= 2:
         name = stripped
+    if kind == "place" and rules.located is not None and rules.estates.match(suffix):
+        # the road a housing estate's name begins with is where it is, not its name (schools
+        # and hospitals are often named after their road, 中山路小学, and keep it)
+        m = rules.located.match(name)
+        if m and len(name) - m.end() - len(suffix) >= 2 and name[m.end():] not in rules.generic \
+                and name[m.end():len(name) - len(suffix)] not in rules.generic:
+            name = name[m.end():]
     stem = name[:len(name) - len(suffix)]
     if name in rules.generic or stem in rules.generic or len(stem) < _MIN_STEM[kind]:
         return None

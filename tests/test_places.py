@@ -201,3 +201,20 @@ def test_a_bad_rules_file_is_refused_with_its_line(tmp_path):
     path = _rules_file(tmp_path, {"kind", "boundary", "prefix"}, "nogeneric.csv")
     with pytest.raises(RuleFileError, match="needs exactly one 'generic' row"):
         find_places("湘江", rules_path=path)
+
+
+def test_a_housing_estate_is_named_without_the_road_it_begins_with():
+    # the same estate, written with its road, its developer or neither, has one place key
+    named = [find_places(t).best.name for t in ("劳动东路魅力之城小区油烟扰民", "万科魅力之城小区底层商铺噪音",
+                                                 "魅力之城小区临街门面油烟直排")]
+    assert named == ["魅力之城小区", "万科魅力之城小区", "魅力之城小区"]
+    assert [p.name for p in find_places("芙蓉中路阳光花园小区停水").places] == ["芙蓉中路", "阳光花园小区"]
+    # schools and hospitals named after their road keep it; so does a name left too short or generic
+    for text, name in (("中山路小学门口拥堵", "中山路小学"), ("解放西路第一中学门口", "解放西路第一中学"),
+                       ("人民路社区停电", "人民路社区"), ("五一路口小区停水", "五一路口小区"), ("中山路花园小区", "中山路花园小区")):
+        assert find_places(text).best.name == name
+    assert all(p.kind != "road" for p in find_places("魅力之城小区临街门面沿街摆摊").places)  # 临街 / 沿街 name no road
+
+
+def test_citizen_is_not_a_city_before_a_place():
+    assert find_places("市民反映王家村道路坑洼").best.name == "王家村"
