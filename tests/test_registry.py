@@ -505,3 +505,126 @@ def test_train_set_current_uses_the_registry_of_the_settings(tmp_path, monkeypat
     assert current_version(reg).name == "m1"
     (m1,) = list_versions(registry=reg)
     assert (m1["status"], m1["by"], m1["reason"]) == ("champion", "suqiu train", "suqiu train --set-current")
+
+
+# --- what the files say: manifests, history lines, messages, order -----------------------------
+
+def test_a_library_that_is_not_installed_is_recorded_as_null(tmp_path, monkeypatch):
+    from models import registry
+
+    monkeypatch.setattr(registry, "_LIBS", (*registry._LIBS, "no-such-library-suqiu"))
+    m = registry.save_bundle(tmp_path, {"category": 1}).manifest
+    assert m["libraries"]["no-such-library-suqiu"] is None and m["libraries"]["numpy"]
+    on_disk = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert on_disk["libraries"]["no-such-library-suqiu"] is None
+
+
+def test_the_manifest_is_written_one_key_per_line(tmp_path):
+    from models.registry import save_bundle
+
+    save_bundle(tmp_path, {"category": 1}, version="v1")
+    lines = (tmp_path / "manifest.json").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "{" and '  "format": 3,' in lines and '  "version": "v1",' in lines
+
+
+def test_a_loaded_bundle_knows_where_it_came_from_and_a_bare_manifest_loads_empty(tmp_path):
+    from models.registry import save_bundle
+
+    save_bundle(tmp_path / "b", {"category": {"w": 1}}, version="v1")
+    assert load_bundle(tmp_path / "b").path == tmp_path / "b"
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "manifest.json").write_text(json.dumps({"format": 3, "version": "v0"}), encoding="utf-8")
+    bare = load_bundle(tmp_path / "bare")
+    assert bare.models == {} and bare.version == "v0" and bare.path == tmp_path / "bare"
+
+
+def test_a_tampered_artifact_is_named_with_both_hashes(tmp_path):
+    import hashlib
+
+    from models.registry import save_bundle
+
+    b = save_bundle(tmp_path, {"category": {"w": 1}})
+    expected = b.manifest["files"]["category.joblib"]
+    (tmp_path / "category.joblib").write_bytes(b"junk")
+    with pytest.raises(BundleError) as err:
+        load_bundle(tmp_path)
+    actual = hashlib.sha256(b"junk").hexdigest()
+    assert str(err.value) == (f"{tmp_path}: category.joblib has SHA-256 {actual[:12]}…, manifest says "
+                              f"{expected[:12]}…; refusing to load a modified artifact.")
+
+
+def test_history_is_readable_and_an_ordinary_file(reg):
+    import os
+    import stat
+
+    from models.registry import promote, record_status
+
+    old = os.umask(0o022)
+    try:
+        record_status("b", "rejected", by="质检组", reason="城乡建设下降", registry=reg)
+        promote("a", by="x", registry=reg)
+    finally:
+        os.umask(old)
+    text = (reg / "HISTORY.jsonl").read_text(encoding="utf-8")
+    assert "质检组" in text and "城乡建设下降" in text  # not \\u escapes
+    assert stat.S_IMODE((reg / "HISTORY.jsonl").stat().st_mode) == 0o644
+
+
+def test_every_event_says_what_action_made_it(reg):
+    from models.registry import history, promote, record_status, rollback
+
+    record_status("c", "candidate", by="suqiu retrain", registry=reg)
+    promote("a", by="ops", registry=reg)
+    gate = {"challenger": "b", "verdict": "promote"}
+    event = promote("b", by="ops", reason="gate passed", report=gate, registry=reg)
+    assert event["report"] == gate
+    back = rollback(by="night", registry=reg)
+    assert (back["version"], back["status"], back["by"], back["action"]) == ("a", "champion", "night", "rollback")
+    got = [(e["version"], e["status"], e["by"], e["action"], e.get("report")) for e in history(registry=reg)]
+    assert got == [("c", "candidate", "suqiu retrain", "record", None),
+                   ("a", "champion", "ops", "promote", None),
+                   ("a", "retired", "ops", "promote", None),
+                   ("b", "champion", "ops", "promote", gate),
+                   ("b", "retired", "night", "rollback", None),
+                   ("a", "champion", "night", "rollback", None)]
+
+
+def test_record_status_refuses_champion_with_the_way_to_do_it(reg):
+    from models.registry import RegistryError, record_status
+
+    with pytest.raises(RegistryError) as err:
+        record_status("c", "champion", by="x", registry=reg)
+    assert str(err.value) == "a version becomes champion by promote(), which also points CURRENT at it"
+
+
+def test_a_listed_version_says_when_it_last_changed_and_was_promoted(reg):
+    from models.registry import history, list_versions, promote, record_status
+
+    promote("a", by="ops-li", registry=reg)
+    record_status("b", "rejected", by="gate", registry=reg)
+    promote("c", by="ops-wang", registry=reg)
+    events = history(registry=reg)
+    got = {v["version"]: v for v in list_versions(registry=reg)}
+    a_promoted, b_rejected, a_retired, c_promoted = events
+    assert (got["a"]["at"], got["a"]["promoted_at"], got["a"]["promoted_by"]) == (
+        a_retired["at"], a_promoted["at"], "ops-li")
+    assert (got["b"]["at"], got["b"]["promoted_at"], got["b"]["promoted_by"]) == (b_rejected["at"], None, None)
+    assert got["c"]["at"] == got["c"]["promoted_at"] == c_promoted["at"]
+
+
+def test_versions_are_listed_by_creation_time_and_unreadable_manifests_last(tmp_path):
+    from models.registry import list_versions
+
+    for name, created in (("zeta", "2026-12-01T00:00:00+00:00"), ("alpha", "2026-12-03T00:00:00+00:00"),
+                          ("mid", "2026-12-02T00:00:00+08:00")):
+        _stand_in(tmp_path, name, created=created)
+    _stand_in(tmp_path, "undated", created="not a date")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{oops", encoding="utf-8")
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    got = list_versions(registry=tmp_path)
+    # mid was created 2026-12-01T16:00Z: after zeta; the three without a readable time last, by name
+    assert [v["version"] for v in got] == ["alpha", "mid", "zeta", "undated", "listed", "broken"]
+    broken = next(v for v in got if v["version"] == "broken")
+    assert (broken["status"], broken["created"], broken["metrics"], broken["data"]) == ("candidate", None, {}, {})

@@ -270,3 +270,277 @@ def test_two_years_simulate_in_seconds():
     frame, _ = simulate_stream(start="2024-01-01", end="2025-12-31", city=city, seed=9)
     assert time.perf_counter() - t < 10
     assert 60_000 < len(frame) < 90_000
+
+
+# ---------------------------------------------------------------- configuration and its refusals
+SHIPPED_QUIET = dict(background="shipped", **QUIET)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kind": "east"}, "CityConfig.kind must be 'north' or 'south', got 'east'"),
+    ({"districts": [], "tourist_districts": []}, "CityConfig.districts is empty"),
+    ({"districts": ["甲区"], "tourist_districts": ["甲区", "外区", "外县"]},
+     "CityConfig.tourist_districts ['外区', '外县'] are not among the districts"),
+    ({"districts": ["甲区", "乙区"], "tourist_districts": [], "district_weights": [1.0]},
+     "CityConfig.district_weights needs one positive weight per district"),
+    ({"districts": ["甲区", "乙区"], "tourist_districts": [], "district_weights": [1.0, 0.0]},
+     "CityConfig.district_weights needs one positive weight per district"),
+    ({"background": "Shipped"}, "CityConfig.background must be 'auto', 'real' or 'shipped', got 'Shipped'"),
+])
+def test_a_city_that_cannot_be_simulated_is_refused_with_the_reason(change, message):
+    with pytest.raises(ValueError) as err:
+        simulate_stream(start="2024-03-01", end="2024-03-02", city=CityConfig(**{**SHIPPED_QUIET, **change}))
+    assert str(err.value) == message
+
+
+def test_an_end_before_the_start_is_refused():
+    with pytest.raises(ValueError) as err:
+        simulate_stream(start="2024-03-10", end="2024-03-09", city=CityConfig(**SHIPPED_QUIET))
+    assert str(err.value) == "end 2024-03-09 is before start 2024-03-10"
+    frame, truth = simulate_stream(start="2024-03-10", end="2024-03-10", city=CityConfig(**SHIPPED_QUIET))
+    assert len(frame) > 0 and truth == [] and set(frame["time"].dt.date) == {date(2024, 3, 10)}
+
+
+def test_the_background_source_follows_the_choice(monkeypatch, tmp_path):
+    present = tmp_path / "real.csv"
+    present.write_text("", encoding="utf-8")
+    monkeypatch.setattr(sim, "REAL_CORPUS", present)
+    assert [sim._resolve_background(c) for c in ("auto", "real", "shipped")] == ["real", "real", "shipped"]
+    monkeypatch.setattr(sim, "REAL_CORPUS", tmp_path / "absent.csv")
+    assert [sim._resolve_background(c) for c in ("auto", "shipped")] == ["shipped", "shipped"]
+    with pytest.raises(ValueError) as err:
+        sim._resolve_background("real")
+    assert str(err.value) == f"CityConfig.background='real' but the real corpus is absent: {tmp_path / 'absent.csv'}"
+
+
+def test_holidays_beyond_the_calendar_come_from_the_tables():
+    assert holiday_run(2030, "Spring Festival") == (date(2030, 2, 2), date(2030, 2, 9))  # new year 3 Feb, -1..+6
+    assert holiday_run(2035, "Spring Festival") == (date(2035, 2, 7), date(2035, 2, 14))
+    assert holiday_run(2036, "Spring Festival") is None  # beyond the table too
+    assert holiday_run(2030, "Labour Day") == (date(2030, 5, 1), date(2030, 5, 5))
+    assert holiday_run(2036, "National Day") == (date(2036, 10, 1), date(2036, 10, 7))
+    assert holiday_run(2003, "Labour Day") is None and holiday_run(2003, "National Day") is None
+    # from the calendar: the whole run, weekends and merged holidays included
+    assert holiday_run(2004, "Labour Day") == (date(2004, 5, 1), date(2004, 5, 7))
+    assert holiday_run(2026, "Spring Festival") == (date(2026, 2, 15), date(2026, 2, 23))
+
+
+def test_seasonal_levels_ramp_up_and_down():
+    assert sim._ramp(10, 4.0, up=3, down=2).round(4).tolist() == [1, 2, 3, 4, 4, 4, 4, 4, 2.6667, 1.3333]
+    assert sim._ramp(2, 4.0).tolist() == [1.0, 2.0]  # shorter than the ramp: still rising
+    assert sim._ramp(3, 2.0, up=0, down=5).round(4).tolist() == [1.0, 0.6667, 0.3333]
+    assert sim._ramp(4, 3.0, up=0).tolist() == [3.0] * 4
+
+
+def test_the_reporting_cities_are_the_five_archetypes():
+    cs = cities()
+    got = [(c.name, c.kind, c.coastal, len(c.districts), c.tourist_districts, c.dispersion, c.senders, c.repost_rate)
+           for c in cs]
+    assert got == [("北岭市", "north", False, 6, ["西城区", "河东区"], 8.0, False, 0.01),
+                   ("南州市", "south", True, 7, ["滨海区", "东湖区"], 5.0, True, 0.03),
+                   ("江城市", "south", False, 5, ["老城区"], 10.0, True, 0.02),
+                   ("塞原市", "north", False, 4, ["北山区"], 4.0, False, 0.01),
+                   ("海湾市", "south", True, 8, ["滨海区", "南岭区"], 6.0, False, 0.02)]
+    assert cs[0].districts == ["城关区", "东城区", "西城区", "北山区", "高新区", "河东区"]
+    assert cs[3].districts == cs[0].districts[:4] and cs[2].districts == cs[4].districts[:5] == cs[1].districts[:5]
+    assert cs[4].districts == ["老城区", "滨海区", "港口区", "东湖区", "西江区", "新港区", "南岭区", "北湾区"]
+    for c, base in zip(cs, (80, 100, 55, 40, 120)):  # ±10%, within 40–120
+        assert max(40, 0.9 * base) <= c.base_per_day <= min(120, 1.1 * base), c.name
+        assert 0 <= c.trend_per_year <= 0.1 and all(w > 0 for w in c.district_weights)
+    assert cs[3].base_per_day == 40.0  # this seed draws under 40: clipped
+    more = cities(7)
+    assert [c.name for c in more[5:]] == ["北岭市2", "南州市2"] and more[6].senders and more[6].coastal
+    assert [c.district_weights for c in more[:5]] == [c.district_weights for c in cs]  # the same seed: the same
+    assert [c.trend_per_year for c in cities(seed=2)] != [c.trend_per_year for c in cs]
+
+
+# ---------------------------------------------------------------- the shipped city: texts and senders
+@pytest.fixture
+def shipped():
+    """Six months of a small northern city on the shipped corpus, with senders: National Day
+    and Spring Festival tourism, a heating season with an incident, surges, an emerging issue.
+    Built for each test (half a second): mutmut credits a module-scoped fixture's call to the
+    first test only, and would not run the others against the simulator's mutants."""
+    city = CityConfig(background="shipped", districts=["甲区", "乙区", "丙区"], tourist_districts=["乙区"],
+                      base_per_day=30, senders=True)
+    return _Stream((city, *simulate_stream(start="2024-09-01", end="2025-02-28", city=city, seed=11)))
+
+
+def _texts(frame, ids):
+    return frame.set_index("id").loc[list(ids), "text"]
+
+
+def test_shipped_texts_name_the_appeals_own_district(shipped):
+    _, frame, truth = shipped
+    demo = "|".join(sim.DEMO_DISTRICTS)
+    assert not frame["text"].str.contains(demo).any()
+    for e in truth:
+        if e["kind"] != "spike" or e["topic"] is not None:  # templates name the district; surges may not
+            assert _texts(frame, e["ids"]).str.contains(e["district"], regex=False).mean() > 0.5, e["id"]
+
+
+def test_tourism_texts_name_their_holiday(shipped):
+    _, frame, truth = shipped
+    tourism = [e for e in truth if e["topic"] == "景区管理"]
+    assert {e["anchor"] for e in tourism} == {"National Day", "Spring Festival"}
+    for e in tourism:
+        phrases = sim.HOLIDAY_PHRASE[e["anchor"]]
+        texts = _texts(frame, e["ids"])
+        named = texts.str.contains("|".join(phrases)).all()
+        assert named, e["id"]
+        assert texts.str.contains(e["district"], regex=False).all()
+
+
+def test_incident_texts_are_mostly_about_the_incident(shipped):
+    _, frame, truth = shipped
+    [inc] = [e for e in truth if e["kind"] == "spike" and e["topic"] == "冬季采暖"]
+    texts = _texts(frame, inc["ids"])
+    about = texts.str.contains("停暖|抢修").mean()  # every incident body says one or the other
+    assert 0.5 <= about <= 0.9, about  # 70% incident bodies, the rest the season's own
+    season = _texts(frame, next(e for e in truth if e["id"] == inc["within"])["ids"])
+    assert season.str.contains("停暖|抢修").mean() < 0.1
+    for t in texts:
+        assert any(t.count(slot) for slot in sim.ESTATES + sim.ROADS), "a template's place slot is filled"
+        assert "{" not in t and "}" not in t and "None" not in t
+
+
+def test_surge_texts_are_of_their_category(shipped):
+    _, frame, truth = shipped
+    texts, cats, _ = sim._corpus("shipped", str(sim.SHIPPED_CORPUS))
+    demo = re.compile("|".join(sim.DEMO_DISTRICTS))
+    surges = [e for e in truth if e["kind"] == "spike" and e["topic"] is None]
+    assert len(surges) == 2
+    for e in surges:
+        of_cat = {demo.sub(e["district"], t) for t, c in zip(texts, cats) if c == e["category"]}
+        from_category = bool(_texts(frame, e["ids"]).isin(of_cat).all())
+        assert from_category, e["id"]
+
+
+def test_emerging_texts_pick_two_or_three_facts_and_ask(shipped):
+    _, frame, truth = shipped
+    [e] = [e for e in truth if e["kind"] == "emerging"]
+    m = next(m for m in sim.MATTERS if m["matter"] == e["matter"])
+    facts = [re.compile(re.escape(f).replace(r"\{c\}", "[一二三四五六七八九]").replace(r"\{n\}", "[2-9]"))
+             for f in m["facts"]]
+    counts = Counter()
+    for t in _texts(frame, e["ids"]):
+        n = sum(bool(f.search(t)) for f in facts)
+        counts[n] += 1
+        assert any(a in t for a in m["ask"]) and "：" in t and e["place"] in t and "None" not in t
+    assert set(counts) == {2, 3}
+
+
+def test_ids_times_and_senders(shipped):
+    city, frame, truth = shipped
+    assert frame["id"].tolist() == [f"S{i:06d}" for i in range(1, len(frame) + 1)]
+    hours = frame["time"].dt.hour
+    assert hours.min() >= 7 and hours.max() <= 22 and frame["time"].dt.date.min() == date(2024, 9, 1)
+    assert frame["time"].dt.date.max() == date(2025, 2, 28)
+    in_events = _event_ids(truth)
+    bg = frame[~frame["id"].isin(in_events)]
+    frequent = bg[bg["user"].str.startswith("F")]
+    assert bool(bg["user"].str.fullmatch(r"U\d{7}|F0[0-2]\d{3}").all())
+    assert 0.01 <= len(frequent) / len(bg) <= 0.06
+    # a frequent sender writes from one district: the one its name says
+    home = frequent["user"].str[1:3].astype(int).map(dict(enumerate(city.districts)))
+    assert (home == frequent["district"]).all()
+    # new senders are numbered from 1, once each
+    first = frame[frame["user"].str.startswith("U")]["user"].str[1:].astype(int)
+    assert first.min() == 1
+    for e in truth:
+        users = frame.set_index("id").loc[e["ids"], "user"]
+        if e["kind"] == "emerging":  # some write again about it
+            assert users.nunique() < len(users)
+        else:
+            assert users.is_unique, e["id"]
+
+
+def test_the_benchmark_cities_of_seed_0_do_not_drift():
+    """training/bench_trends.py reports its figures over cities(n, seed): the same seed must
+    give the same cities, volumes, trends and district weights from one version to the next."""
+    cs = cities()
+    assert [c.base_per_day for c in cs] == [84.3, 109.1, 56.6, 40.0, 112.6]
+    assert [c.trend_per_year for c in cs] == [0.011, 0.021, 0.085, 0.099, 0.013]
+    assert cs[0].district_weights == [0.1112, 0.1974, 0.2077, 0.2451, 0.131, 0.1076]
+    assert cs[3].district_weights == [0.311, 0.2289, 0.1745, 0.2856]
+
+
+# ---------------------------------------------------------------- what each setting changes
+def _flat(**change):
+    """A one-district city whose daily volume has no weekday, holiday or trend effects."""
+    return CityConfig(**{**SHIPPED_QUIET, "districts": ["甲区"], "tourist_districts": [], "weekday_factor": (1.0,) * 7,
+                         "holiday_factor": 1.0, "trend_per_year": 0.0, "base_per_day": 30.0, "repost_rate": 0.0,
+                         **change})
+
+
+def _daily(frame):
+    return frame.groupby(frame["time"].dt.date).size()
+
+
+def test_volume_follows_the_base_rate_and_the_dispersion():
+    loose = _daily(simulate_stream(start="2024-03-01", end="2024-06-30", seed=3, city=_flat(dispersion=1e6))[0])
+    assert 27 <= loose.mean() <= 33 and 0.6 <= loose.var() / loose.mean() <= 1.5  # Poisson-like
+    tight = _daily(simulate_stream(start="2024-03-01", end="2024-06-30", seed=3, city=_flat(dispersion=2.0))[0])
+    assert tight.var() / tight.mean() > 5  # var = mu + mu^2 / 2
+    half = _daily(simulate_stream(start="2024-03-01", end="2024-06-30", seed=3, city=_flat(base_per_day=15.0))[0])
+    assert 13 <= half.mean() <= 17
+
+
+def test_weekdays_holidays_and_the_trend_scale_the_volume():
+    week = (2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5)
+    daily = _daily(simulate_stream(start="2024-03-04", end="2024-06-30", seed=3,
+                                   city=_flat(weekday_factor=week, holiday_factor=0.2, dispersion=1e6))[0])
+    kind = pd.Series({d: sim.day_kind(d) for d in daily.index})
+    weekday = pd.Series({d: d.weekday() for d in daily.index})
+    workday = daily[(kind == "workday") & weekday.between(1, 4)].mean()
+    assert daily[(kind == "workday") & (weekday == 0)].mean() / workday == pytest.approx(2.0, abs=0.3)
+    assert daily[kind == "weekend"].mean() / workday == pytest.approx(0.5, abs=0.1)
+    assert daily[kind == "holiday"].mean() / workday == pytest.approx(0.2, abs=0.1)
+    # a make-up workday (Sunday 7 April 2024) counts as a Monday
+    assert sim.day_kind(date(2024, 4, 7)) == "makeup" and daily[date(2024, 4, 7)] > 1.4 * workday
+    grown = _daily(simulate_stream(start="2024-01-01", end="2024-12-31", seed=3,
+                                   city=_flat(trend_per_year=1.0, dispersion=1e6))[0])
+    first, last = grown.iloc[:60].mean(), grown.iloc[-60:].mean()
+    assert last / first == pytest.approx((1 + 335 / 365) / (1 + 30 / 365), rel=0.1)
+
+
+def test_district_weights_share_the_volume():
+    city = _flat(districts=["甲区", "乙区"], district_weights=[3, 1])
+    frame, _ = simulate_stream(start="2024-03-01", end="2024-04-30", seed=3, city=city)
+    assert frame["district"].value_counts(normalize=True)["甲区"] == pytest.approx(0.75, abs=0.03)
+
+
+def test_reposts_follow_the_repost_rate():
+    def reposted(rate):
+        frame, _ = simulate_stream(start="2024-03-01", end="2024-05-31", seed=3,
+                                   city=_flat(repost_rate=rate, senders=True))
+        return frame.duplicated(["user", "text"]).sum() / len(frame)
+
+    assert reposted(0.0) == 0
+    assert 0.1 <= reposted(0.1) <= 0.3  # one to four more posts each: ~2.5 × 10% of the appeals
+
+
+def test_each_kind_of_event_comes_as_often_as_configured():
+    city = CityConfig(**{**SHIPPED_QUIET, "incidents_per_year": 2, "surges_per_year": 4})
+    _, truth = simulate_stream(start="2024-01-01", end="2024-12-31", seed=6, city=city)
+    kinds = Counter(e["id"].split("-")[0] for e in truth)
+    assert kinds == {"incident": 2, "surge": 4}
+    city = CityConfig(background="shipped", in_season_incidents=False, emerging=False, incidents_per_year=0,
+                      surges_per_year=0, rainstorms_per_year=3)
+    _, truth = simulate_stream(start="2024-01-01", end="2024-12-31", seed=6, city=city)
+    assert not any(e.get("within") for e in truth) and not any(e["kind"] == "emerging" for e in truth)
+    storms = [e for e in truth if e["id"].startswith("storm-")]
+    assert len(storms) == 3 and all("2024-06-01" <= e["start"] <= "2024-08-20" for e in storms)
+    assert all((date.fromisoformat(e["end"]) - date.fromisoformat(e["start"])).days == 1 for e in storms)
+    _, truth = simulate_stream(start="2024-01-01", end="2024-12-31", seed=6,
+                               city=CityConfig(**{**SHIPPED_QUIET, "emerging": True}))
+    [e] = truth
+    assert e["kind"] == "emerging" and "2024-05-26" <= e["start"] <= "2024-10-01"  # 40–75% into the year
+
+
+def test_a_season_begun_before_the_window_is_cut_to_it(north):
+    _, frame, truth = north  # from 2024-01-01: the heating seasons and wage arrears of 2023 run on into it
+    earlier = [e for e in truth if e["start"] < "2024-01-01"]
+    assert {e["season"] for e in earlier} == {"heating", "year_end_wages"}
+    assert all(e["end"] >= "2024-01-01" and _days(frame, e["ids"]).min() >= date(2024, 1, 1) for e in earlier)
+    assert {e["district"] for e in earlier if e["season"] == "heating"} == set(CityConfig().districts)
