@@ -514,7 +514,7 @@ class TrendDetector(BaseEstimator):
         t = self.counts_.shape[1] - 1 if as_of is None else min(self._day(as_of), self.counts_.shape[1] - 1)
         weeks = self.forecast_weeks if weeks is None else weeks
         today = self.day0_ + timedelta(days=t)
-        roll = _rolling7(self.counts_[:, : t + 1])
+        roll = _rolling7(self.counts_[:, : max(t + 1, 0)])  # as of a day before the stream: nothing (no look-ahead)
         base = np.median(roll, axis=1) if roll.shape[1] else np.zeros(len(self.series_))
         thr = np.maximum(3 * base + 3 * np.sqrt(base), self.min_count + 2)
         entries = []
