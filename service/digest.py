@@ -274,8 +274,8 @@ def _fast_read(source, sep: str, max_chars: int, *, first_row: int = 1):
 
     A file on disk is parsed by pyarrow's multithreaded reader, each repeated column
     (texts, districts …) as codes into its distinct values, so a million rows of a few
-    thousand texts become a few thousand Python strings; anything pyarrow reads otherwise
-    than pandas would (a short row, duplicate or odd column names) is read by pandas."""
+    thousand texts become a few thousand Python strings; a file pyarrow cannot read as pandas
+    would (a short row, a header it names otherwise) is read by pandas."""
     from corpora.records import Problem, _column_aliases, check_text, parse_time
 
     def csv(**kw):
