@@ -54,6 +54,18 @@ def _flat(burst=30, burst_days=("2024-03-01", "2024-03-03"), end="2024-03-10", b
     return pd.DataFrame(rows)
 
 
+def _two_series(start, end, count, category="排水", routine=lambda d: 10):
+    """Each day from ``start`` to ``end``: ``routine(d)`` appeals of 其他 and ``count(d)`` of
+    ``category``."""
+    rows, i = [], 0
+    for d in _days(start, end):
+        for name, n in (("其他", routine(d)), (category, count(d))):
+            for _ in range(n):
+                i += 1
+                rows.append({"id": f"r{i}", "time": f"{d} 08:00:00", "text": ROUTINE, "category": name})
+    return pd.DataFrame(rows)
+
+
 def _winters_rows(start, end, heating, prefix=("b", "h")):
     """Three routine appeals a day in one district from ``start`` to ``end``, and four heating
     appeals a day on the days ``heating(day)`` is true (ids from ``prefix``)."""
@@ -474,16 +486,9 @@ def test_noisy_history_makes_a_spike_less_significant():
     (mean 10, like the flat one): less surprising than on a series steady at 10. Another
     category, steady at 10 a day, runs alongside and does not change that."""
     quiet = TrendDetector().fit(_flat())
-    rows, i = [], 0
-    for d in _days("2024-01-01", "2024-03-10"):
-        n = 30 if date(2024, 3, 1) <= d <= date(2024, 3, 3) else (7 if d.toordinal() % 2 else 13)
-        for _ in range(10):
-            i += 1
-            rows.append({"id": f"z{i}", "time": f"{d} 11:00:00", "text": ROUTINE, "category": "其他"})
-        for _ in range(n):
-            i += 1
-            rows.append({"id": f"y{i}", "time": f"{d} 11:00:00", "text": ROUTINE, "category": "咨询"})
-    noisy = TrendDetector().fit(pd.DataFrame(rows))
+    noisy = TrendDetector().fit(_two_series(
+        "2024-01-01", "2024-03-10", lambda d: 30 if date(2024, 3, 1) <= d <= date(2024, 3, 3) else
+        (7 if d.toordinal() % 2 else 13), category="咨询"))
     [q] = quiet.detect("2024-03-03")
     [a] = noisy.detect("2024-03-03")
     assert (a["category"], a["observed"], q["observed"]) == ("咨询", 90, 90)
@@ -1059,21 +1064,13 @@ def test_same_weeks_last_year_use_the_median_day_of_the_week_before_to_the_week_
     """Last year's window (10-12 June 2023, 364 days before) widened by a week each side is
     3-19 June 2023 ... here 17 days of which the first (or the last) nine had 3 appeals and the
     rest 1: the median day is 3, and the expected count 3 x 3 (the city's volume unchanged)."""
-    rows, i = [], 0
     t = date(2024, 6, 12)
     a = t - timedelta(days=2)
     s, e = a - timedelta(days=364 + 7), t - timedelta(days=364 - 7)
     assert (e - s).days + 1 == 17
     busy = (s, s + timedelta(days=8)) if busy_days_first else (e - timedelta(days=8), e)
-    for d in _days("2023-03-01", t.isoformat()):
-        n = 3 if busy[0] <= d <= busy[1] else 1
-        for _ in range(10):
-            i += 1
-            rows.append({"id": f"r{i}", "time": f"{d} 08:00:00", "text": ROUTINE, "category": "其他"})
-        for _ in range(n):
-            i += 1
-            rows.append({"id": f"c{i}", "time": f"{d} 09:00:00", "text": ROUTINE, "category": "排水"})
-    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(pd.DataFrame(rows))
+    rows = _two_series("2023-03-01", t.isoformat(), lambda d: 3 if busy[0] <= d <= busy[1] else 1)
+    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(rows)
     e = {x["category"]: x["expected"] for x in det.detect(t.isoformat()) if x["kind"] == "spike"}
     assert e["排水"] == 9.0
 
@@ -1184,15 +1181,8 @@ def test_a_stream_starting_a_year_before_takes_last_years_weeks_unscaled():
     as it was: 3 x 3."""
     t = date(2024, 6, 12)
     s = t - timedelta(days=2 + 371)
-    rows, i = [], 0
-    for d in _days(s.isoformat(), t.isoformat()):
-        for _ in range(10):
-            i += 1
-            rows.append({"id": f"r{i}", "time": f"{d} 08:00:00", "text": ROUTINE, "category": "其他"})
-        for _ in range(3 if d <= s + timedelta(days=16) else 1):
-            i += 1
-            rows.append({"id": f"c{i}", "time": f"{d} 09:00:00", "text": ROUTINE, "category": "排水"})
-    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(pd.DataFrame(rows))
+    rows = _two_series(s.isoformat(), t.isoformat(), lambda d: 3 if d <= s + timedelta(days=16) else 1)
+    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(rows)
     assert det.day0_ == s
     e = {x["category"]: x["expected"] for x in det.detect(t.isoformat()) if x["kind"] == "spike"}
     assert e == {"其他": 30.0, "排水": 9.0}
@@ -1376,15 +1366,8 @@ def test_expected_volume_averages_the_same_weeks_of_past_years():
             if s_ <= d <= s_ + timedelta(days=16):
                 return level
         return 1
-    rows, i = [], 0
-    for d in _days("2020-05-01", t.isoformat()):
-        for _ in range(10):
-            i += 1
-            rows.append({"id": f"r{i}", "time": f"{d} 08:00:00", "text": ROUTINE, "category": "其他"})
-        for _ in range(n(d)):
-            i += 1
-            rows.append({"id": f"c{i}", "time": f"{d} 09:00:00", "text": ROUTINE, "category": "排水"})
-    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(pd.DataFrame(rows))
+    det = TrendDetector(min_count=1, min_ratio=0.1, false_alarms_per_week=1e9).fit(
+        _two_series("2020-05-01", t.isoformat(), n))
     e = {x["category"]: x["expected"] for x in det.detect(t.isoformat()) if x["kind"] == "spike"}
     assert e == {"其他": 30.0, "排水": 15.0}
 
