@@ -26,6 +26,7 @@ The JSON digests of the warm and cold runs of each source are compared (equal ex
 ``generated_at`` and ``seconds``) and the comparison is in the report.
 
     python -m training.bench_digest [--per-day 1400] [--years 2] [--out var/bench_digest] [--no-db] [--rebuild]
+    python -m training.bench_digest --compare-readers   # pyarrow vs pandas on appeals.csv: time, equal frames
 """
 from __future__ import annotations
 
@@ -159,6 +160,31 @@ def _kept_entry(kind: str, source: str):
         keep.rename(entry)
 
 
+def compare_readers(path: Path) -> dict:
+    """The digest's reader of ``path`` by pyarrow (a file on disk) and by pandas (the same bytes
+    as a file object): seconds of each, and whether the frames and problems are equal."""
+    import io
+
+    import pandas as pd
+
+    from corpora.records import DEFAULT_MAX_CHARS
+    from service.digest import _fast_read
+
+    t = time.perf_counter()
+    arrow = _fast_read(path, ",", DEFAULT_MAX_CHARS)
+    arrow_s = time.perf_counter() - t
+    data = io.BytesIO(path.read_bytes())
+    t = time.perf_counter()
+    by_pandas = _fast_read(data, ",", DEFAULT_MAX_CHARS)
+    pandas_s = time.perf_counter() - t
+    try:
+        pd.testing.assert_frame_equal(arrow[0], by_pandas[0])
+        same = sorted(map(str, arrow[1])) == sorted(map(str, by_pandas[1])) and arrow[2] == by_pandas[2]
+    except AssertionError:
+        same = False
+    return {"rows": arrow[2], "pyarrow_s": round(arrow_s, 1), "pandas_s": round(pandas_s, 1), "equal": same}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--per-day", type=float, default=1400.0)
@@ -166,6 +192,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="var/bench_digest")
     p.add_argument("--no-db", action="store_true", help="only the file")
     p.add_argument("--rebuild", action="store_true", help="simulate and build the database again")
+    p.add_argument("--compare-readers", action="store_true",
+                   help="only read appeals.csv with pyarrow and with pandas: times, and whether the frames are equal")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +206,9 @@ def main(argv=None) -> int:
         (out / "prev.db").unlink(missing_ok=True)
         spec_path.write_text(json.dumps(spec, indent=2))
     whole, prev = out / "appeals.csv", out / "prev.csv"
+    if args.compare_readers:
+        print(json.dumps(compare_readers(whole)))
+        return 0
     report = {**spec, "week_ending": WEEK_END.isoformat(), "csv_mb": round(whole.stat().st_size / 2**20)}
     week_args = ["--week-ending", WEEK_END.isoformat()]
     prev_args = ["--week-ending", PREV_END.isoformat()]
