@@ -397,6 +397,15 @@ class _PandasColumns:
         return ids.where(~bad, pd.Series([f"row-{i}" for i in row], index=ids.index)).to_numpy(dtype=object)
 
 
+def _arrow_pool():
+    """pyarrow's memory pool for the read: the system allocator. With pyarrow's default
+    (mimalloc) this machine spent 1.5–3 s more in the kernel on a 1.2 GB file
+    (``python -m training.bench_digest --compare-readers``)."""
+    import pyarrow as pa
+
+    return pa.system_memory_pool()
+
+
 class _ArrowColumns:
     """The same columns parsed by pyarrow (``pyarrow.csv``: C++ on every core), with the
     same results as :class:`_PandasColumns`."""
@@ -418,7 +427,7 @@ class _ArrowColumns:
         try:
             table = pacsv.read_csv(
                 path,
-                read_options=pacsv.ReadOptions(use_threads=True),
+                read_options=pacsv.ReadOptions(use_threads=True), memory_pool=_arrow_pool(),
                 parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in wanted}, include_columns=list(wanted),
@@ -1049,16 +1058,16 @@ class _Context:
     def hotspots(self, groups, k: int = 15) -> dict:
         gs = sorted(groups, key=lambda g: (-g["heat"], g["group_id"]))
         items = []
-        for g in gs:
+        for g in gs[:k]:  # the k shown; of the others, their sizes and ids
             # Keywords come from the members' words: a name their senders wrote is never one.
             names = names_in(self._texts(g["appeal_ids"]))
             keywords = [k for k in g.get("keywords") or [] if not any(k in n or n in k for n in names)]
             summary = (_summary_of(g.get("place"), keywords) if g.get("keywords") is not None
                        else _without_names(g["summary"], names))
             items.append(self._group_item(g, summary, names))
-        return {"groups": items[:k], "total_groups": len(items),
-                "appeals_in_groups": sum(g["size"] for g in items),
-                "ids": [i for g in items for i in g["ids"]]}
+        return {"groups": items, "total_groups": len(gs),
+                "appeals_in_groups": sum(g["size"] for g in gs),
+                "ids": [str(i) for g in gs for i in g["appeal_ids"]]}
 
     @staticmethod
     def _group_item(g, summary, names) -> dict:

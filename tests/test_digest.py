@@ -101,8 +101,13 @@ def test_every_headline_number_lists_its_appeal_ids(heating):
     cells = [c for row in d["heat_table"]["cells"].values() for c in row.values()]
     assert sum(c["value"] for c in cells) == h["received"]["value"]
     assert all(c["value"] == len(c["ids"]) for c in cells)
-    for g in d["hotspots"]["groups"]:
+    hs = d["hotspots"]
+    for g in hs["groups"]:
         assert g["size"] == len(g["ids"])
+    # the totals count every group, not only those listed: their ids are the ones behind them
+    assert hs["total_groups"] > len(hs["groups"])
+    assert hs["appeals_in_groups"] == len(hs["ids"]) == len(set(hs["ids"]))
+    assert {i for g in hs["groups"] for i in g["ids"]} < set(hs["ids"]) <= set(h["received"]["ids"])
     html = render(d, "html")
     for some_id in h["received"]["ids"][:50] + h["previous_week"]["ids"][:50]:
         assert some_id in html

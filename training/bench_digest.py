@@ -26,7 +26,7 @@ The JSON digests of the warm and cold runs of each source are compared (equal ex
 ``generated_at`` and ``seconds``) and the comparison is in the report.
 
     python -m training.bench_digest [--per-day 1400] [--years 2] [--out var/bench_digest] [--no-db] [--rebuild]
-    python -m training.bench_digest --compare-readers   # pyarrow vs pandas on appeals.csv: time, equal frames
+    python -m training.bench_digest --compare-readers   # pyarrow (two allocators) vs pandas on appeals.csv: time, equal frames
 """
 from __future__ import annotations
 
@@ -161,18 +161,28 @@ def _kept_entry(kind: str, source: str):
 
 
 def compare_readers(path: Path) -> dict:
-    """The digest's reader of ``path`` by pyarrow (a file on disk) and by pandas (the same bytes
-    as a file object): seconds of each, and whether the frames and problems are equal."""
+    """The digest's reader of ``path`` by pyarrow (a file on disk; with the digest's memory pool,
+    then with pyarrow's default) and by pandas (the same bytes as a file object): seconds of
+    each, and whether the frames and problems are equal."""
     import io
 
     import pandas as pd
+    import pyarrow as pa
 
     from corpora.records import DEFAULT_MAX_CHARS
+    from service import digest
     from service.digest import _fast_read
 
     t = time.perf_counter()
     arrow = _fast_read(path, ",", DEFAULT_MAX_CHARS)
     arrow_s = time.perf_counter() - t
+    chosen, digest._arrow_pool = digest._arrow_pool, pa.default_memory_pool  # pyarrow's own allocator
+    try:
+        t = time.perf_counter()
+        _fast_read(path, ",", DEFAULT_MAX_CHARS)
+        default_pool_s = time.perf_counter() - t
+    finally:
+        digest._arrow_pool = chosen
     data = io.BytesIO(path.read_bytes())
     t = time.perf_counter()
     by_pandas = _fast_read(data, ",", DEFAULT_MAX_CHARS)
@@ -182,7 +192,9 @@ def compare_readers(path: Path) -> dict:
         same = sorted(map(str, arrow[1])) == sorted(map(str, by_pandas[1])) and arrow[2] == by_pandas[2]
     except AssertionError:
         same = False
-    return {"rows": arrow[2], "pyarrow_s": round(arrow_s, 1), "pandas_s": round(pandas_s, 1), "equal": same}
+    return {"rows": arrow[2], "pyarrow_s": round(arrow_s, 1),
+            f"pyarrow_{pa.default_memory_pool().backend_name}_s": round(default_pool_s, 1),
+            "pandas_s": round(pandas_s, 1), "equal": same}
 
 
 def main(argv=None) -> int:
