@@ -83,7 +83,7 @@ mutation: $(MUTSTAMP)
 	@if [ -n "$(MUTATION_PG)" ]; then \
 	  SUQIU_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh 2>/dev/null | tail -1); export SUQIU_TEST_POSTGRES_URL; \
 	fi; \
-	$(BIN)/python -m training.mutation $(MODULES) $(if $(TESTS),--tests "$(TESTS)")
+	$(BIN)/python -m training.mutation $(MODULES) $(if $(TESTS),--tests "$(TESTS)") $(MUTATION_ARGS)
 
 # Early warning on simulated streams with known truth, and on the real data when present.
 bench-trends: $(STAMP)
