@@ -404,7 +404,6 @@ class HotspotGrouper:
         self._topics: list[frozenset] = []
         self._text_key: list[str] = []
         self._vecs: list[dict] = []  # word TF-IDF over jieba content words, L2-normalised
-        self._places: list[frozenset] = []  # keys of every place named (level road and up)
         self._by_word: dict[str, list[int]] = {}  # representatives' keywords -> groups
         self._repeat: list[bool] = []
         self._repeat_of: list[list[str]] = []
@@ -623,7 +622,6 @@ class HotspotGrouper:
         self._topics.append(topics)
         self._text_key.append(stripped)
         self._vecs.append(vec)
-        self._places.append(places)
         self._df.update(tf.wordset)
         return i, {"text": text, "stripped": stripped, "t": t, "user": user, "a_key": a_key,
                    "conflict_key": conflict_key, "keys": keys, "topics": topics, "sig": sig,

@@ -80,12 +80,12 @@ MODULE_TESTS = {
     "models/doc.py": "tests/test_doc.py tests/test_features.py tests/test_charngrams.py",
     "models/encoder.py": "tests/test_encoder.py",
     "models/features.py": "tests/test_features.py tests/test_charngrams.py",
-    "models/hotspots.py": "tests/test_hotspots.py",
+    "models/hotspots.py": "tests/test_hotspots.py tests/test_hotspots_units.py",
     "models/neural.py": "tests/test_encoder.py",
     "models/registry.py": "tests/test_registry.py",
     "models/review.py": "tests/test_review.py",
     "models/tagger.py": "tests/test_tagger.py tests/test_registry.py",
-    "models/trends.py": "tests/test_trends_units.py tests/test_trends_behaviour.py",  # not test_trends.py: slow
+    "models/trends.py": "tests/test_trends_units.py tests/test_trends_edges.py tests/test_trends_behaviour.py",  # not test_trends.py: slow
     "models/urgency.py": "tests/test_urgency.py tests/test_urgency_behaviour.py",
 }
 
