@@ -78,7 +78,7 @@ MODULE_TESTS = {
     "models/category.py": "tests/test_category.py tests/test_category_behaviour.py",
     "models/charngrams.py": "tests/test_charngrams.py",
     "models/doc.py": "tests/test_doc.py tests/test_features.py tests/test_charngrams.py",
-    "models/encoder.py": "tests/test_encoder.py",
+    "models/encoder.py": "tests/test_encoder.py tests/test_encoder_units.py",
     "models/features.py": "tests/test_features.py tests/test_charngrams.py",
     "models/hotspots.py": "tests/test_hotspots.py tests/test_hotspots_units.py",
     "models/neural.py": "tests/test_encoder.py",
