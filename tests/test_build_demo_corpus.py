@@ -14,11 +14,50 @@ COLUMNS = ["id", "time", "title", "text", "district", "channel", "category", "ur
 
 
 def test_the_script_writes_the_shipped_corpus_byte_for_byte(tmp_path, monkeypatch):
-    """`python -m corpora.build_demo_corpus` regenerates corpora/data/demo_appeals.csv exactly."""
+    """`python -m corpora.build_demo_corpus` regenerates corpora/data/demo_appeals.csv exactly,
+    creating its folder, and can be run again over its own output."""
     shipped = demo.OUT.read_bytes()
-    monkeypatch.setattr(demo, "OUT", tmp_path / "data" / "demo_appeals.csv")
+    monkeypatch.setattr(demo, "OUT", tmp_path / "repo" / "data" / "demo_appeals.csv")
+    demo.main()
     demo.main()
     assert demo.OUT.read_bytes() == shipped
+
+
+class _Counting(random.Random):
+    """random.Random counting its draws (the script's retry budgets are counted in draws)."""
+
+    draws = 0
+
+    def choice(self, seq):
+        type(self).draws += 1
+        return super().choice(seq)
+
+    def randrange(self, *args):
+        type(self).draws += 1
+        return super().randrange(*args)
+
+
+def test_a_template_that_cannot_vary_gives_up_after_500_tries(monkeypatch):
+    """A template with one possible text yields it once (no duplicates), after 500 tries."""
+    monkeypatch.setattr(demo, "T", [("城乡建设", "routine", None, "路灯不亮", "路灯不亮，请修理。")])
+    monkeypatch.setattr(demo, "OPEN", [""])
+    monkeypatch.setattr(demo, "CLOSE", [""])
+    monkeypatch.setattr(demo.random, "Random", _Counting)
+    _Counting.draws = 0
+    rows = demo.build(per_template=2)
+    assert [r["text"] for r in rows] == ["路灯不亮，请修理。"]
+    # each try draws district, estate, road, number (randint), duration, opening and closing;
+    # the one kept row also draws a date (a day and a second: any month will do) and a channel
+    assert _Counting.draws == 500 * 7 + 2 + 1
+
+
+def test_times_fall_between_seven_and_eleven_at_night():
+    """Appeals are timed from 07:00:00 to 22:59:59, never at 23:00 or later."""
+    rng = random.Random(3)
+    start = datetime(2024, 1, 1)
+    seconds = [(demo._month_weighted_date(rng, None, start, 731) - start).seconds for _ in range(20000)]
+    assert min(seconds) >= 7 * 3600 and max(seconds) < 23 * 3600
+    assert max(seconds) > 23 * 3600 - 60  # the whole range is used
 
 
 def test_rows_follow_their_templates():
@@ -53,7 +92,9 @@ def test_another_seed_another_corpus_of_the_same_shape():
 
 def test_a_template_with_no_possible_month_is_an_error():
     """A month list no date can satisfy fails loudly instead of looping or writing a wrong date."""
-    with pytest.raises(RuntimeError, match="no date"):
-        demo._month_weighted_date(random.Random(0), [13], datetime(2024, 1, 1), 731)
+    _Counting.draws = 0
+    with pytest.raises(RuntimeError, match="^no date found$"):
+        demo._month_weighted_date(_Counting(0), [13], datetime(2024, 1, 1), 731)
+    assert _Counting.draws == 1000 * 2  # 1,000 tries of a day and a second
     d = demo._month_weighted_date(random.Random(0), [7], datetime(2024, 1, 1), 731)
     assert d.month == 7 and 7 <= d.hour < 23
