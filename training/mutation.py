@@ -81,7 +81,7 @@ MODULE_TESTS = {
     "models/encoder.py": "tests/test_encoder.py tests/test_encoder_units.py",
     "models/features.py": "tests/test_features.py tests/test_charngrams.py",
     "models/hotspots.py": "tests/test_hotspots.py tests/test_hotspots_units.py",
-    "models/neural.py": "tests/test_encoder.py",
+    "models/neural.py": "tests/test_encoder.py tests/test_neural_units.py",
     "models/registry.py": "tests/test_registry.py",
     "models/review.py": "tests/test_review.py",
     "models/tagger.py": "tests/test_tagger.py tests/test_registry.py",
