@@ -14,9 +14,9 @@ from corpora.places import Gazetteer, Place
 from models.hotspots import (
     HotspotGrouper,
     _best_place,
-    _normalised,
     _content_words,
     _different_places,
+    _normalised,
     _rank_words,
     _share_place,
     _summary,
