@@ -73,7 +73,7 @@ MODULE_TESTS = {
     "corpora/rules.py": "tests/test_rules.py",
     "corpora/holidays.py": "tests/test_holidays.py tests/test_trends_behaviour.py",
     "corpora/places.py": "tests/test_places.py tests/test_hotspots.py",
-    "corpora/simulate.py": "tests/test_simulate.py tests/test_trends_behaviour.py",
+    "corpora/simulate.py": "tests/test_simulate.py tests/test_simulate_units.py tests/test_trends_behaviour.py",
     "corpora/topics.py": "tests/test_topics.py tests/test_trends_behaviour.py",  # not test_trends.py: minutes a survivor
     "models/category.py": "tests/test_category.py tests/test_category_behaviour.py",
     "models/charngrams.py": "tests/test_charngrams.py",
