@@ -4,8 +4,9 @@ Rules are data (``corpora/data/place_patterns.csv``): one row per kind with its 
 detail (0 city, 1 district/county, 2 street office/town, 3 road, 4 named place such as a
 小区, 村, school, hospital, market or park) and a regex, where ``{N}`` stands for the
 characters a name may hold (anything but punctuation and the ``boundary`` characters,
-which end a name on its left) and the group ``(?P<s>…)`` holds the suffix. Matched names lose a leading ``prefix`` word (投诉, 关于 …)
-and anything up to the last city/district/town in them ("A市A2区暮云街道丽发新城" →
+which end a name on its left) and the group ``(?P<s>…)`` holds the suffix. Matched names lose a leading ``prefix`` word (投诉, 关于 …),
+anything up to the last ``breaker`` word in them (verbs that never stand inside a name:
+"…油烟排入小区" names no 小区) and anything up to the last city/district/town in them ("A市A2区暮云街道丽发新城" →
 "丽发新城"); a name, or its stem before the suffix, in the ``generic`` list (住宅小区,
 马路, a bare 医院 …) is not a place. A housing estate (a suffix of the ``estate`` row) loses
 the road its name begins with (``located``): 劳动东路魅力之城小区 is 魅力之城小区, as its
@@ -35,7 +36,7 @@ __all__ = ["Place", "PlaceMatch", "Gazetteer", "find_places", "place_key", "load
 LEVELS = {"city": 0, "district": 1, "township": 2, "road": 3, "place": 4}
 _UNIT = re.compile(r"[A-Z]\d*[市区县]|(?<![小社园景校城超菜夜股])(?:[区县]|市(?!民))|[镇乡省]|街道办事处|街道办|街道")  # admin units (not 市民)
 _KEY_SUFFIX = re.compile(r"(?:小区|社区)$")
-_SETTINGS = {"boundary", "prefix", "generic", "located", "estate"}  # rows that are not a kind of place
+_SETTINGS = {"boundary", "prefix", "generic", "located", "estate", "breaker"}  # rows that are not a kind of place
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class _Rules:
     generic: frozenset
     located: re.Pattern | None = None  # a road a housing estate's name begins with (劳动东路魅力之城小区)
     estates: re.Pattern | None = None  # the suffixes of housing estates
+    breaker: re.Pattern | None = None  # words a name never holds: it begins after the last of them
 
 
 @lru_cache(maxsize=4)
@@ -77,7 +79,7 @@ def _rules(path: Path | None = None) -> _Rules:
     for needed in ("boundary", "prefix", "generic"):
         if len(raw.get(needed, [])) != 1:
             raise RuleFileError(f"{path}: needs exactly one '{needed}' row")
-    for optional in ("located", "estate"):
+    for optional in ("located", "estate", "breaker"):
         if len(raw.get(optional, [])) > 1:
             raise RuleFileError(f"{path}: needs at most one '{optional}' row")
     boundary = raw["boundary"][0][1]["pattern"].strip()
@@ -103,7 +105,11 @@ def _rules(path: Path | None = None) -> _Rules:
         (l_line, l_row), (e_line, e_row) = raw["located"][0], raw["estate"][0]
         located = rule_pattern(path, l_line, "located", f"^(?:{l_row['pattern'].strip()})")
         estates = rule_pattern(path, e_line, "estate", f"^(?:{e_row['pattern'].strip()})")
-    return _Rules(patterns, prefix, generic, located, estates)
+    breaker = None
+    if raw.get("breaker"):
+        b_line, b_row = raw["breaker"][0]
+        breaker = rule_pattern(path, b_line, "breaker", b_row["pattern"].strip())
+    return _Rules(patterns, prefix, generic, located, estates, breaker)
 
 
 class Gazetteer:
@@ -161,6 +167,10 @@ def _clean(name: str, suffix: str, kind: str, rules: _Rules) -> str | None:
         ends = [m.end() for m in _UNIT.finditer(name) if len(name) - m.end() >= 3]
         if ends:
             name = name[ends[-1]:]
+        if rules.breaker is not None:  # "餐馆导致大量油烟排入小区" is no name: cut after 排入 it is 小区
+            cuts = [m.end() for m in rules.breaker.finditer(name, 0, len(name) - len(suffix))]
+            if cuts:
+                name = name[cuts[-1]:]
     stripped = rules.prefix.sub("", name)
     if len(stripped) >= 2:
         name = stripped

@@ -13,14 +13,17 @@ neighbour to neighbour):
   idf from the appeals seen so far) is at least ``cosine``; or
 - **same place, same matter**: the appeal names a place G's representatives name (a named
   小区, 村, school, road, company, developer or project …, see :mod:`corpora.places`; one
-  name inside the other counts, 魅力之城 / 万科魅力之城) and the word cosine is at least
+  name inside the other counts, 魅力之城 / 万科魅力之城, and so does a text holding one of
+  G's place names of three characters or more verbatim, suffix or not: "万科魅力之城"
+  names 魅力之城小区's group) and the word cosine is at least
   ``place_cosine``, or the text similarity is at least ``place_threshold``, or they share a
   topic of ``corpora/data/topics.csv``, or their keywords overlap (at least
   ``matter_threshold`` of the smaller keyword set, two words or more); for the text
   similarity and keyword tests, one of G's senders counts as G's place;
 
 and the appeal is within ``window_days`` of G's appeals (``place_window_days`` when it names
-G's place: one developer's campaign runs for months), and does not name a *different*
+G's place: one developer's campaign runs for months; with no limit when one of G's senders
+writes again about G's place: a follow-up a year on), and does not name a *different*
 named place (level 4: two different 小区 with the same problem stay apart). An exact
 re-post (same text after normalisation, case, spaces and punctuation ignored) always
 joins the group of its original, whatever its time or place.
@@ -290,6 +293,12 @@ def _share_place(a, b) -> bool:
     return any(x == y or (min(len(x), len(y)) >= 3 and (x in y or y in x)) for x in a for y in b)
 
 
+def _names_place(text: str, keys) -> bool:
+    """Whether ``text`` names one of a group's places verbatim, suffix or not (万科魅力之城 for
+    魅力之城小区's group): a name of three characters or more, learnt from the group itself."""
+    return any(len(k) >= 3 and k in text for k in keys)
+
+
 class _Group:
     __slots__ = ("index", "members", "reps", "place_key", "place_keys", "first", "last", "users")
 
@@ -478,7 +487,7 @@ class HotspotGrouper:
             chosen = self._groups[exact]
         else:
             chosen, seed_ok = self._choose(i, f["t"], f["sig"], f["band_keys"], f["a_key"], f["conflict_key"],
-                                           f["user"], f["keys"], f["topics"], f["vec"], f["places"])
+                                           f["user"], f["keys"], f["topics"], f["vec"], f["places"], f["text"])
         chosen = self._join(i, f, chosen, seed_ok)
         self._mark_repeat(i, f["earlier"], f["text"], f["stripped"], f["user"], f["t"])
         return self._gid(chosen.index)
@@ -681,7 +690,8 @@ class HotspotGrouper:
         shared = len(keys & other)
         return shared >= 2 and shared >= self.matter_threshold * min(len(keys), len(other))
 
-    def _choose(self, i, t, sig, band_keys, a_key, conflict_key, user, keys, topics, vec=None, places=frozenset()):
+    def _choose(self, i, t, sig, band_keys, a_key, conflict_key, user, keys, topics, vec=None, places=frozenset(),
+                text=None):
         cand: set[int] = set()
         for band, key in zip(self._lsh, band_keys):
             for j in band.get(key, ()):
@@ -694,16 +704,19 @@ class HotspotGrouper:
             shared = Counter(gi for w in keys for gi in set(self._by_word.get(w, ())))
             cand.update(gi for gi, n in shared.items() if n >= 2)
         best, best_score, best_seed = None, -1.0, False
+        head = text[:PLACE_CHARS] if text else ""
         for gi in cand:
             g = self._groups[gi]
             same_place = bool(places and _share_place(places, g.place_keys)) or \
-                bool(a_key and g.place_key and not _different_places(a_key, g.place_key))
-            if not self._active(g, t) and not (same_place and self._active(g, t, self.place_window_days)):
+                bool(a_key and g.place_key and not _different_places(a_key, g.place_key)) or \
+                _names_place(head, g.place_keys)
+            same_user = user is not None and user in g.users
+            # a sender writing again about their own place follows up, however long after
+            if not self._active(g, t) and not (same_place and (same_user or self._active(g, t, self.place_window_days))):
                 continue
             if conflict_key and g.place_key and _different_places(conflict_key, g.place_key) and not same_place:
                 continue
             sims = (self._sigs[g.reps] == sig).mean(axis=1)
-            same_user = user is not None and user in g.users
             # each representative's cosine once (the test and the score both read it)
             coss = [_cosine(vec, self._vecs[j]) for j in g.reps] if vec is not None else [None] * len(g.reps)
             ok = [self._accepts(float(s), j, a_key, user, keys, topics, same_place, vec, c)

@@ -596,3 +596,27 @@ def test_seeding_keeps_neighbours_from_chaining():
     assert seeded.add("d", "2024-07-05", texts[3]) == added.add("d", "2024-07-05", texts[3]) == "g000002"
     near_b = "，".join([s[1], s[2], s[3] + "了"])
     assert seeded.add("e", "2024-07-06", near_b) == added.add("e", "2024-07-06", near_b)
+
+
+def test_a_sender_following_up_on_their_own_place_joins_however_late():
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    a = g.add("f1", "2024-01-01", WATER, user="u1")
+    later = "再次反映幸福里小区停水的问题：水压仍然很低，老人孩子生活不便，为什么一直不处理"
+    assert g.add("f2", "2025-03-01", later, user="u1") == a  # 425 days on, the same sender and 小区
+    # the same sender about their place but another matter stays apart
+    assert g.add("f3", "2025-03-03", "幸福里小区门口夜宵摊油烟大，烧烤到凌晨，吵得睡不着", user="u1") != a
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    a = g.add("f1", "2024-01-01", WATER, user="u1")
+    assert g.add("f4", "2025-03-01", later, user="u9") != a  # someone else that late: beyond both windows
+
+
+def test_a_text_naming_a_groups_place_without_its_suffix_shares_the_place():
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    first = "魅力之城小区底层商铺没有排烟管道，餐馆油烟排进小区，业主一身油烟味"
+    a = g.add("m1", "2024-01-01", first, user="u1")
+    # 90 days on (beyond the 30-day window), written with the developer's name and no 小区
+    assert g.add("m2", "2024-03-31", "万科魅力之城底层商铺无排烟管道，餐馆油烟味到处都是，物业不管", user="u2") == a
+    # the same words naming no place of the group's do not reach back that far
+    g = HotspotGrouper(window_days=30, place_window_days=180)
+    a = g.add("m1", "2024-01-01", first, user="u1")
+    assert g.add("m3", "2024-03-31", "底层商铺无排烟管道，餐馆油烟味到处都是，物业不管", user="u3") != a

@@ -218,3 +218,26 @@ def test_a_housing_estate_is_named_without_the_road_it_begins_with():
 
 def test_citizen_is_not_a_city_before_a_place():
     assert find_places("市民反映王家村道路坑洼").best.name == "王家村"
+
+
+@pytest.mark.parametrize("text, names", [
+    ("经营餐馆导致大量油烟排入小区大堂门口", []),  # a verb before 小区: no name, and a bare 小区 is none
+    ("创发城存在不符合小区规划的乱建", []),
+    ("独生子女家庭增加一人份额", []),  # 家庭 is a family, not an estate ending in 庭
+    ("请恢复生活广场原貌", ["生活广场"]),
+    ("2015年西湖文化公园开园", ["西湖文化公园"]),  # a date is not part of a name
+    ("凯旋门配套幼儿园收费太高", []),
+    ("考虑周边学校的安全", []),
+])
+def test_a_name_begins_after_the_last_breaker_word(text, names):
+    assert [p.name for p in find_places(text).places] == names
+
+
+def test_the_breaker_row_is_optional_and_at_most_one(tmp_path):
+    path = _rules_file(tmp_path, {"kind", "boundary", "prefix", "generic", "place"})
+    assert find_places("油烟排入幸福里小区", rules_path=path).best.name == "油烟排入幸福里小区"
+    assert find_places("油烟排入幸福里小区").best.name == "幸福里小区"
+    path = _rules_file(tmp_path, {"kind", "boundary", "prefix", "generic", "breaker", "place"}, "two.csv")
+    path.write_text(path.read_text(encoding="utf-8") + "breaker,,导致\n", encoding="utf-8")
+    with pytest.raises(RuleFileError, match="at most one 'breaker' row"):
+        find_places("幸福里小区", rules_path=path)
