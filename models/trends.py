@@ -47,6 +47,7 @@ __all__ = ["TrendDetector", "Series", "TextMemo", "onsets_in"]
 _KIND_INDEX = {"workday": 0, "weekend": 1, "holiday": 2, "makeup": 0}
 _DIGIT_RUN = re.compile(r"\d{5}")
 QUIET_DAYS = 14  # days below the threshold that separate two seasons of one topic
+ONSET_SEARCH_DAYS, ONSET_MAX_BACK = 20, 13  # a season's first day: searched for in the 20 days before its crossing
 EMERGING_LOOKBACK_DAYS = 14 + 180  # an emerging-issue test reads words of the last 14 days and the 180 before
 
 
@@ -552,12 +553,20 @@ class TrendDetector(BaseEstimator):
                 "_series": j, "_runs": seasons}
 
     def _onset_day(self, j, cross, daily_base) -> int:
-        """Walk back from the day the 7-day count crossed its threshold to the first day of
-        the rise: the earliest day in the week before with a count above the off-season level."""
-        level = daily_base + 2 * np.sqrt(daily_base) + 1
-        week = self.counts_[j, max(0, cross - 6):cross + 1]
-        above = np.nonzero(week >= level)[0]
-        return max(0, cross - 6) + int(above[0]) if len(above) else cross
+        """The first day of the rise whose 7-day count crossed its threshold on day ``cross``:
+        Page's CUSUM change-point estimate, the day after the CUSUM of (count - k) over the
+        ``ONSET_SEARCH_DAYS`` before ``cross`` was last zero, with k a quarter of a standard
+        deviation (Poisson) above the off-season daily level, plus a half for integer counts;
+        at most ``ONSET_MAX_BACK`` days back. A season rises over days: the first day above a
+        high level (what this was) comes 1-2 days late, and forecasts inherit the lag."""
+        k = daily_base + 0.25 * np.sqrt(daily_base) + 0.5
+        lo = max(0, cross - ONSET_SEARCH_DAYS)
+        cusum, last_zero = 0.0, lo - 1
+        for i, v in enumerate(self.counts_[j, lo:cross + 1], start=lo):
+            cusum = max(0.0, cusum + v - k)
+            if cusum == 0.0:
+                last_zero = i
+        return min(max(last_zero + 1, cross - ONSET_MAX_BACK, 0), cross)
 
     def _forecasts(self, t):
         if t < 300:

@@ -116,6 +116,29 @@ def test_score_reports_the_day_a_late_emerging_issue_was_found():
     assert s["emerging_first_alert_days"] == [8, None]
 
 
+def test_score_separates_forecast_errors_on_seasons_that_moved_between_years():
+    def onset(eid, start, season="rain", anchor=None, district="d"):
+        return {"id": eid, "kind": "seasonal_onset", "start": start, "ids": [eid], "topic": "t",
+                "district": district, "season": season, "anchor": anchor}
+
+    truth = [onset("r23", "2023-06-19"), onset("r24", "2024-06-09"),  # the rain came 10 days earlier
+             onset("h23", "2023-07-01", "heat"), onset("h24", "2024-07-03", "heat", district="e"),  # no 2023 in e
+             onset("w23", "2023-12-25", "wages", "Spring Festival"),  # 47 days before 10 Feb 2024
+             onset("w24", "2024-12-12", "wages", "Spring Festival")]  # 47 days before 28 Jan 2025
+    forecast = lambda as_of, day, district="d": {"kind": "forecast", "topic": "t", "district": district,  # noqa: E731
+                                                 "as_of": as_of, "window_start": day, "evidence_ids": []}
+    alerts = [forecast("2024-05-10", "2024-06-19"), forecast("2024-06-01", "2024-07-12", "e"),
+              forecast("2024-11-10", "2024-12-22")]
+    s = score_alerts(alerts, truth, start="2023-05-01", weeks=90)
+    assert s["onset_forecasts_scored"] == 3
+    assert s["onset_forecast_error_days"]["max"] == 10
+    # the rain moved 10 days (its 10-day error is the season's own move); the wages kept
+    # their distance to the moving Spring Festival, so their 10-day error counts; the heat
+    # in e has no earlier season to compare with
+    assert s["onset_season_moves_over_7_days"] == 1
+    assert s["onset_forecast_error_days_max_where_moved_le_7"] == 10
+
+
 def test_helpers():
     assert onsets_in(np.array([0, 9, 9, 0]), 8, min_run=3) == []
     assert [d.weekday() for d in as_of_dates("2025-01-01", "2025-01-31", 7)] == [6] * 4

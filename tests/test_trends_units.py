@@ -1428,11 +1428,11 @@ def test_an_issue_back_after_a_quiet_week_is_not_reported_again():
     assert not [a for a in det.detect("2024-05-31", since_days=7) if a["kind"] == "emerging"]
 
 
-def test_a_rise_without_any_day_above_the_off_season_level_begins_on_the_crossing_day():
-    """Off season one heating appeal on Mondays and Thursdays (2 a week: a day needs 3 to stand
-    out); from Monday 11 November 2 a day, from the 17th 5 a day. The 7-day count crosses its
-    threshold (3 x 2 + 3 x sqrt 2 = 10.2) on the 16th with no day of 3 or more in that week:
-    the onset is the 16th (a later day is not looked at)."""
+def test_a_rise_of_small_counts_begins_on_its_first_day():
+    """Off season one heating appeal on Mondays and Thursdays (2 a week, 0.29 a day); from
+    Monday 11 November 2 a day, from the 17th 5 a day. The 7-day count crosses its threshold
+    (3 x 2 + 3 x sqrt 2 = 10.2) on the 16th with no day of 3 or more in that week; the CUSUM of
+    (count - 0.92) is zero on Sunday the 10th and grows from the 11th: the onset is the 11th."""
     rows = []
     for d in _days("2024-08-01", "2024-12-31"):
         if date(2024, 11, 11) <= d <= date(2024, 11, 16):
@@ -1443,8 +1443,27 @@ def test_a_rise_without_any_day_above_the_off_season_level_begins_on_the_crossin
             n = 1 if d.weekday() in (0, 3) else 0
         rows += [{"id": f"h{d}-{k}", "time": f"{d} 10:00:00", "text": HEATING} for k in range(n)]
     [entry] = TrendDetector().fit(pd.DataFrame(rows)).calendar()["entries"]
-    assert entry["seasons"] == [{"onset": "2024-11-16", "peak": "2024-11-23", "end": "2024-12-15",
+    assert entry["seasons"] == [{"onset": "2024-11-11", "peak": "2024-11-23", "end": "2024-12-15",
                                  "peak_7day_count": 35}]
+
+
+def test_a_ramp_begins_on_its_first_day_and_a_blip_before_it_does_not_pull_it_back():
+    """Off season 2 a day (k = 2 + 0.25 x sqrt 2 + 0.5 = 2.85). A blip of 4 on 3 November, then
+    2 a day again (the CUSUM is back to zero by the 5th); from 11 November a ramp 3, 4, 5 … 12,
+    then 12 a day. The 7-day count crosses 3 x 14 + 3 x sqrt 14 = 53.2 on the 19th (5 + … + 11 =
+    56); a first day above the old level (2 + 2 sqrt 2 + 1 = 5.8) would be the 14th. The onset is
+    the ramp's first day, the 11th."""
+    rows = []
+    for d in _days("2024-08-01", "2025-01-31"):
+        if d == date(2024, 11, 3):
+            n = 4
+        elif date(2024, 11, 11) <= d <= date(2024, 12, 31):
+            n = min(3 + (d - date(2024, 11, 11)).days, 12)
+        else:
+            n = 2
+        rows += [{"id": f"h{d}-{k}", "time": f"{d} 10:00:00", "text": HEATING} for k in range(n)]
+    [entry] = TrendDetector().fit(pd.DataFrame(rows)).calendar()["entries"]
+    assert entry["seasons"][0]["onset"] == "2024-11-11"
 
 
 def test_the_documented_defaults():

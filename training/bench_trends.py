@@ -79,6 +79,9 @@ def summary(reports: list[dict]) -> dict:
             [x["onset_forecast_error_days"]["median"] if x["onset_forecast_error_days"] else None for x in rs])
         row["onset_forecast_error_days_max"] = _range(
             [x["onset_forecast_error_days"]["max"] if x["onset_forecast_error_days"] else None for x in rs])
+        row["onset_forecast_error_days_max_where_moved_le_7"] = _range(
+            [x["onset_forecast_error_days_max_where_moved_le_7"] for x in rs])
+        row["onset_season_moves_over_7_days"] = _range([x["onset_season_moves_over_7_days"] for x in rs])
         row["emerging_found"] = f"{sum(x['recall_by_kind']['emerging']['recalled'] > 0 for x in rs)}/{len(rs)}"
         days = [min((d for d in x["emerging_first_alert_days"] if d is not None), default=None) for x in rs]
         row["emerging_found_any_delay"] = f"{sum(d is not None for d in days)}/{len(rs)}, day {_range(days)}"
@@ -120,7 +123,8 @@ def real(shared: Path) -> dict | None:
 
 def _print(summary_: dict, reports: list[dict]) -> None:
     cols = ("event_recall", "alert_precision", "false_alarms_per_week", "median_delay_days",
-            "onset_forecast_error_days_median", "onset_forecast_error_days_max", "emerging_found", "emerging_found_any_delay", "seconds")
+            "onset_forecast_error_days_median", "onset_forecast_error_days_max",
+            "onset_forecast_error_days_max_where_moved_le_7", "onset_season_moves_over_7_days", "emerging_found", "emerging_found_any_delay", "seconds")
     print(f"\n{len(reports)} simulated cities, {START} .. {END}; ranges over the cities")
     print("| run | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))

@@ -85,7 +85,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
             delays.append(min((date.fromisoformat(a["as_of"]) - s).days for a in hits))
     recalled = sum(caught.values())
     true_alerts = sum(1 for a in detections if any(i in owner for i in a["evidence_ids"]))
-    errors = []
+    errors, moves = [], []
     for e in events:
         if e["kind"] != "seasonal_onset":
             continue
@@ -97,6 +97,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
               and abs((date.fromisoformat(a["window_start"]) - s).days) <= 45]
         if fc:
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
+            moves.append(_season_move(e, truth))
     # the day (after its start) each emerging issue was first alerted with its appeals, at any delay
     emerging_days = []
     for e in events:
@@ -122,4 +123,43 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         "onset_forecast_error_days": {"median": float(np.median(errors)), "mean": round(float(np.mean(errors)), 1),
                                       "max": int(max(errors))}
         if errors else None,
+        # how far each forecast season itself moved from its previous year (days, on its
+        # anchor's scale): one past season cannot foresee that move, so the worst error is
+        # also given over the seasons that moved no more than 7 days
+        "onset_season_moves_over_7_days": sum(1 for m in moves if m is not None and m > 7),
+        "onset_forecast_error_days_max_where_moved_le_7": max(
+            (x for x, m in zip(errors, moves) if m is not None and m <= 7), default=None),
     }
+
+
+def _season_move(event: dict, truth: list[dict]) -> int | None:
+    """Days the onset of ``event``'s season moved since the same season's previous onset in
+    the truth (same topic, district and ``season``): on the calendar, or from the season's
+    anchor holiday when it has one (the Spring Festival itself moves by weeks). None
+    without a previous onset.
+
+    >>> e = lambda y, m, d: {"kind": "seasonal_onset", "topic": "t", "district": "d", "season": "s",
+    ...                      "anchor": None, "start": date(y, m, d).isoformat()}
+    >>> _season_move(e(2024, 6, 9), [e(2023, 6, 19), e(2024, 6, 9)])
+    10
+    >>> _season_move(e(2023, 6, 19), [e(2023, 6, 19)]) is None
+    True
+    """
+    s = date.fromisoformat(event["start"])
+    same = [date.fromisoformat(x["start"]) for x in truth if x["kind"] == "seasonal_onset"
+            and (x["topic"], x["district"], x.get("season")) == (event["topic"], event["district"], event.get("season"))
+            and date.fromisoformat(x["start"]) <= s - timedelta(days=200)]
+    if not same:
+        return None
+    prev = max(same)
+
+    def position(d: date) -> int:
+        anchor = event.get("anchor")
+        if anchor:
+            from corpora.simulate import holiday_run
+            starts = [r[0] for r in (holiday_run(y, anchor) for y in (d.year - 1, d.year, d.year + 1)) if r]
+            if starts:
+                return min(((d - h).days for h in starts), key=abs)
+        return d.timetuple().tm_yday - (1 if d.year % 4 == 0 and d.month > 2 else 0)
+
+    return abs(position(s) - position(prev))
