@@ -198,3 +198,72 @@ def test_database_week_grouped_apart_before_the_history_gives_the_same_hotspots(
     monkeypatch.setattr(digest_module, "GROUP_APART", 50)
     apart = digest_from_db(database_url, WEEK, cache=False)
     assert started and alone["hotspots"]["groups"] and _same(apart, alone)
+
+
+def _stored(tmp_path, rows):
+    """A migrated SQLite database holding ``rows`` (id, time, title, text, district, user)."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy.orm import Session
+
+    from service import store
+    from service.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'suqiu.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        store.register_model(s, version="v", path="-", manifest={})
+        appeals = [{"id": i, "time": datetime(2024, 10, 21, 8, k % 60, tzinfo=timezone.utc), "title": title,
+                    "text": text, "district": district, "user": user, "channel": None}
+                   for k, (i, title, text, district, user) in enumerate(rows)]
+        tags = [{"model_version": "v", "category": "城乡建设", "confidence": 0.9, "category_scores": {"城乡建设": 0.9},
+                 "needs_review": k % 2 == 0, "urgency": None if k % 3 else "urgent"} for k in range(len(rows))]
+        store.ingest(s, appeals=appeals, tags=tags)
+    return url, engine
+
+
+def test_the_sqlite_history_read_through_adbc_is_what_sqlite3_reads(tmp_path, monkeypatch, caplog):
+    from sqlalchemy import select
+
+    from service import digest
+    from service.db import Appeal
+
+    # senders and titles NULL for the first rows, then text: ADBC must not read them as numbers
+    rows = [(f"a{k}", None if k < 6 else f"标题{k}", ["路灯坏了", "暖气不热", "小区停水"][k % 3],
+             None if k % 4 == 0 else "东城区", None if k < 6 else f"u{k % 2}") for k in range(10)]
+    url, engine = _stored(tmp_path, rows)
+    stmt = select(*(getattr(Appeal, c) for c in digest._TAGS + digest._UNCHANGING)).order_by(Appeal.seq)
+    with engine.connect() as conn:
+        expected = digest._fetch(conn, stmt)
+        by_arrow = digest._fetch_arrow(conn, stmt)
+        assert by_arrow is not None  # read through ADBC, not the fallback
+        assert [tuple(c[k] for c in by_arrow) for k in range(len(rows))] == [tuple(r) for r in expected]
+        # one text, many rows: one Python string
+        texts = by_arrow[len(digest._TAGS) + digest._UNCHANGING.index("text")]
+        assert texts[0] is texts[3]
+        # a batch too small to see the senders' type: ADBC fails, the sqlite3 module reads it
+        monkeypatch.setattr(digest, "_ADBC_BATCH_ROWS", 2)
+        assert digest._fetch_arrow(conn, stmt) is None
+        with caplog.at_level(logging.INFO, logger="service.digest"):
+            columns = digest._fetch_columns(conn, stmt)
+        assert "reading it with sqlite3" in caplog.text
+        assert [tuple(c[k] for c in columns) for k in range(len(rows))] == [tuple(r) for r in expected]
+    engine.dispose()
+
+
+def test_the_digest_of_a_sqlite_history_is_the_same_read_either_way(tmp_path, stream, monkeypatch):
+    from service import digest
+    from service.db import upgrade
+    from training.bench_digest import _ingest
+
+    prev, week = stream
+    url = f"sqlite:///{tmp_path / 'suqiu.db'}"
+    upgrade(url)
+    _ingest(url, pd.concat([prev, week], ignore_index=True), register=True)
+    read = []
+    monkeypatch.setattr(digest, "_fetch_arrow", lambda conn, stmt, f=digest._fetch_arrow: read.append(1) or f(conn, stmt))
+    by_arrow = digest_from_db(url, WEEK, cache=False)
+    assert read
+    monkeypatch.setattr(digest, "_fetch_arrow", lambda conn, stmt: None)
+    assert _same(by_arrow, digest_from_db(url, WEEK, cache=False))
