@@ -228,6 +228,12 @@ def test_citizen_is_not_a_city_before_a_place():
     ("2015年西湖文化公园开园", ["西湖文化公园"]),  # a date is not part of a name
     ("凯旋门配套幼儿园收费太高", []),
     ("考虑周边学校的安全", []),
+    ("四家公司都不管", []),  # a count of firms, not a firm
+    ("绝大部分小区没有电梯", []),
+    ("附近只有一所公立幼儿园", []),
+    ("没有普惠性幼儿园", []),
+    ("所以小区门口很堵", []),
+    ("家家乐超市门口很堵", ["家家乐超市"]),  # 家 inside a name is no count
 ])
 def test_a_name_begins_after_the_last_breaker_word(text, names):
     assert [p.name for p in find_places(text).places] == names
