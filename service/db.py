@@ -210,13 +210,32 @@ def create_scratch_database(url: str, prefix: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database(url: str) -> None:
-    """Drop the database of ``url``, connecting to the server's ``postgres`` database."""
+def drop_database(url: str, *, attempts: int = 50) -> None:
+    """Drop the database of ``url``, connecting to the server's ``postgres`` database.
+
+    The role's own sessions on it are ended first; then a plain ``DROP DATABASE``, which
+    also cancels an autovacuum worker busy there. ``WITH (FORCE)`` would have to end that
+    worker, a superuser's process, which a role without ``pg_signal_backend`` may not: an
+    occasional failure. A session that connects in between is ended on the next attempt."""
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
     u = make_url(url)
     admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+            for attempt in range(attempts):
+                c.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                  "AND pid <> pg_backend_pid() AND usename = current_user", (u.database,))
+                try:
+                    c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{u.database}"')
+                    return
+                except DBAPIError as err:
+                    in_use = getattr(err.orig, "sqlstate", None) == "55006"  # object_in_use
+                    if not in_use or attempt == attempts - 1:
+                        raise
+                    time.sleep(0.1)
     finally:
         admin.dispose()
 

@@ -442,3 +442,27 @@ def test_a_tag_of_an_unregistered_model_version_is_refused(engine):
             store.ingest(c, appeals=[_appeal(1)], tags=[{**TAG, "model_version": "v-unknown"}])
         c.rollback()
         assert c.execute(select(Appeal.id)).all() == []
+
+
+def test_a_scratch_database_is_dropped_with_a_session_of_the_role_still_open():
+    import os
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from service.db import create_scratch_database, drop_database
+
+    base = os.environ.get("SUQIU_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("SUQIU_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server and sets it)")
+    url = create_scratch_database(base, "t")
+    engine = create_engine(url)
+    held = engine.connect()
+    held.execute(text("SELECT 1"))  # a session left open, as a test's background worker may leave one
+    drop_database(url)
+    admin = create_engine(make_url(base).set(database="postgres"))
+    with admin.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM pg_database WHERE datname = :d"),
+                         {"d": make_url(url).database}).scalar() == 0
+    admin.dispose()
+    engine.dispose()
