@@ -1388,6 +1388,7 @@ _ADBC_BATCH_ROWS = 1 << 20  # rows ADBC reads before fixing a column's type (a N
 
 
 def _fetch_arrow(conn, stmt) -> list[np.ndarray] | None:
+    """:func:`_fetch_columns` through ADBC on a SQLite file; None where it does not apply or fails."""
     if conn.dialect.name != "sqlite" or not conn.engine.url.database or conn.engine.url.database == ":memory:":
         return None
     try:

@@ -144,6 +144,8 @@ def _season_move(event: dict, truth: list[dict]) -> int | None:
     10
     >>> _season_move(e(2023, 6, 19), [e(2023, 6, 19)]) is None
     True
+    >>> _season_move(e(2025, 1, 3), [e(2023, 12, 28), e(2025, 1, 3)])
+    6
     """
     s = date.fromisoformat(event["start"])
     same = [date.fromisoformat(x["start"]) for x in truth if x["kind"] == "seasonal_onset"
@@ -162,4 +164,5 @@ def _season_move(event: dict, truth: list[dict]) -> int | None:
                 return min(((d - h).days for h in starts), key=abs)
         return d.timetuple().tm_yday - (1 if d.year % 4 == 0 and d.month > 2 else 0)
 
-    return abs(position(s) - position(prev))
+    moved = abs(position(s) - position(prev))
+    return min(moved, 365 - moved) if not event.get("anchor") else moved  # late December to early January: days, not a year
