@@ -247,3 +247,11 @@ def test_the_breaker_row_is_optional_and_at_most_one(tmp_path):
     path.write_text(path.read_text(encoding="utf-8") + "breaker,,导致\n", encoding="utf-8")
     with pytest.raises(RuleFileError, match="at most one 'breaker' row"):
         find_places("幸福里小区", rules_path=path)
+
+
+def test_a_breaker_word_never_cuts_into_the_suffix(tmp_path):
+    # a rules file whose breakers include a suffix: the name before the suffix is cut, never the suffix
+    path = _rules_file(tmp_path, {"kind", "boundary", "prefix", "generic", "place"})
+    path.write_text(path.read_text(encoding="utf-8") + "breaker,,小区|排入\n", encoding="utf-8")
+    assert [p.name for p in find_places("幸福里小区停水", rules_path=path).places] == ["幸福里小区"]
+    assert [p.name for p in find_places("油烟排入幸福里小区", rules_path=path).places] == ["幸福里小区"]
