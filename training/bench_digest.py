@@ -20,12 +20,16 @@ machine is shared.
   the stored predictions, written with ``service.store.ingest``, not tagged: the benchmark
   measures the digest, not ingest; built once, ~2–4 minutes, and copied for each run): the
   previous week's digest, the week ingested, this week's digest (warm), then again without
-  the cache entry (cold).
+  the cache entry (cold);
+* **PostgreSQL** (``--postgres URL``): the same on a scratch database of that server, filled
+  with ``prev.csv`` the same way for each run (several minutes for a million appeals) and
+  dropped after.
 
 The JSON digests of the warm and cold runs of each source are compared (equal except
 ``generated_at`` and ``seconds``) and the comparison is in the report.
 
     python -m training.bench_digest [--per-day 1400] [--years 2] [--out var/bench_digest] [--no-db] [--rebuild]
+                                    [--postgres postgresql+psycopg://USER:PASS@HOST/DB]
     python -m training.bench_digest --compare-readers   # pyarrow (two allocators) vs pandas on appeals.csv: time, equal frames
 """
 from __future__ import annotations
@@ -65,20 +69,19 @@ def _simulate(per_day: float, years: float, out: Path) -> dict:
 
 
 def _database(csv: Path, db: Path) -> str:
-    import pandas as pd
-
     db.unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     from service.db import upgrade
 
     upgrade(url)
-    _ingest(url, pd.read_csv(csv, dtype=str), register=True)
+    _ingest(url, _read_csv(csv), register=True)
     return url
 
 
 def _ingest(url: str, frame, *, register: bool = False) -> None:
     import pandas as pd
     from sqlalchemy.orm import sessionmaker
+    from tqdm import tqdm
 
     from service import store
     from service.db import localize, make_engine
@@ -88,7 +91,8 @@ def _ingest(url: str, frame, *, register: bool = False) -> None:
     with Session() as s:
         if register:
             store.register_model(s, version="simulated", path="-", manifest={})
-        for i in range(0, len(frame), 5000):
+        for i in tqdm(range(0, len(frame), 5000), desc="ingesting", unit="batch of 5,000",
+                      disable=len(frame) <= 5000, file=sys.stderr):
             chunk = frame.iloc[i:i + 5000]
             appeals = [{"id": r.id, "time": localize(pd.Timestamp(r.time).to_pydatetime(), "Asia/Shanghai"),
                         "title": None, "text": r.text, "district": r.district, "user": None, "channel": None}
@@ -97,6 +101,34 @@ def _ingest(url: str, frame, *, register: bool = False) -> None:
                      "needs_review": False} for c in chunk["category"]]
             store.ingest(s, appeals=appeals, tags=tags)
     engine.dispose()
+
+
+def _read_csv(path: Path, header: Path | None = None):
+    import pandas as pd
+
+    if header is None:
+        return pd.read_csv(path, dtype=str)
+    return pd.read_csv(path, dtype=str, header=None, names=pd.read_csv(header, nrows=0).columns.tolist())
+
+
+def _db_runs(url: str, key: str, out: Path, prev: Path, week_args: list, prev_args: list) -> dict:
+    """On the database ``url`` holding ``prev.csv``: last week's digest (cold), the week
+    ingested, this week's digest with last week's entry (warm) and without one (cold); the
+    report's ``<key>_…`` figures."""
+    source = _source_of(url)
+    report = {}
+    _drop_entry("db", source)
+    report[f"{key}_prev_week_cold"] = _run([*prev_args, "--db", url, "--output", str(out / f"prev_{key}.html")])
+    _ingest(url, _read_csv(out / "week.csv", header=prev))
+    with _kept_entry("db", source):
+        report[f"{key}_warm"] = _run([*week_args, "--db", url, "--output", str(out / f"digest_{key}_warm.html")])
+    _run([*week_args, "--db", url, "--output", str(out / f"{key}_warm.json")])
+    _drop_entry("db", source)
+    report[f"{key}_cold"] = _run([*week_args, "--db", url, "--output", str(out / f"digest_{key}.html")])
+    _drop_entry("db", source)
+    _run([*week_args, "--db", url, "--output", str(out / f"{key}_cold.json")])
+    report[f"{key}_warm_equals_cold"] = _same(out / f"{key}_warm.json", out / f"{key}_cold.json")
+    return report
 
 
 def _copy_db(src: Path, dst: Path) -> str:
@@ -202,7 +234,10 @@ def main(argv=None) -> int:
     p.add_argument("--per-day", type=float, default=1400.0)
     p.add_argument("--years", type=float, default=2.0)
     p.add_argument("--out", default="var/bench_digest")
-    p.add_argument("--no-db", action="store_true", help="only the file")
+    p.add_argument("--no-db", action="store_true", help="only the file (and PostgreSQL with --postgres)")
+    p.add_argument("--postgres", metavar="URL",
+                   help="also on PostgreSQL: a scratch database on this server (the role needs CREATEDB), "
+                        "filled with the history (~1M appeals, several minutes), dropped after")
     p.add_argument("--rebuild", action="store_true", help="simulate and build the database again")
     p.add_argument("--compare-readers", action="store_true",
                    help="only read appeals.csv with pyarrow and with pandas: times, and whether the frames are equal")
@@ -245,28 +280,24 @@ def main(argv=None) -> int:
     work.unlink()
 
     if not args.no_db:
-        import pandas as pd
-
         base = out / "prev.db"
         if not base.exists():
             t = time.perf_counter()
             _database(prev, base)
             report["db_build_s"] = round(time.perf_counter() - t, 1)
-        db = out / "suqiu.db"
-        url = _copy_db(base, db)
-        source = _source_of(url)
-        _drop_entry("db", source)
-        report["db_prev_week_cold"] = _run([*prev_args, "--db", url, "--output", str(out / "prev_db.html")])
-        _ingest(url, pd.read_csv(out / "week.csv", dtype=str, header=None,
-                                 names=pd.read_csv(prev, nrows=0).columns.tolist()))
-        with _kept_entry("db", source):
-            report["db_warm"] = _run([*week_args, "--db", url, "--output", str(out / "digest_db_warm.html")])
-        _run([*week_args, "--db", url, "--output", str(out / "db_warm.json")])
-        _drop_entry("db", source)
-        report["db_cold"] = _run([*week_args, "--db", url, "--output", str(out / "digest_db.html")])
-        _drop_entry("db", source)
-        _run([*week_args, "--db", url, "--output", str(out / "db_cold.json")])
-        report["db_warm_equals_cold"] = _same(out / "db_warm.json", out / "db_cold.json")
+        report.update(_db_runs(_copy_db(base, out / "suqiu.db"), "db", out, prev, week_args, prev_args))
+    if args.postgres:
+        from service.db import create_scratch_database, drop_database, upgrade
+
+        url = create_scratch_database(args.postgres, "bench_digest")
+        try:
+            t = time.perf_counter()
+            upgrade(url)
+            _ingest(url, _read_csv(prev), register=True)
+            report["pg_build_s"] = round(time.perf_counter() - t, 1)
+            report.update(_db_runs(url, "pg", out, prev, week_args, prev_args))
+        finally:
+            drop_database(url)
     report["goal_s"] = 10
     print(json.dumps(report, ensure_ascii=False, indent=2))
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
