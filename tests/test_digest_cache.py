@@ -200,8 +200,8 @@ def test_database_week_grouped_apart_before_the_history_gives_the_same_hotspots(
     assert started and alone["hotspots"]["groups"] and _same(apart, alone)
 
 
-def _stored(tmp_path, rows):
-    """A migrated SQLite database holding ``rows`` (id, time, title, text, district, user)."""
+def _stored(url, rows):
+    """The migrated database ``url`` holding ``rows`` (id, time, title, text, district, user)."""
     from datetime import datetime, timezone
 
     from sqlalchemy.orm import Session
@@ -209,7 +209,6 @@ def _stored(tmp_path, rows):
     from service import store
     from service.db import make_engine, upgrade
 
-    url = f"sqlite:///{tmp_path / 'suqiu.db'}"
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as s:
@@ -220,10 +219,21 @@ def _stored(tmp_path, rows):
         tags = [{"model_version": "v", "category": "城乡建设", "confidence": 0.9, "category_scores": {"城乡建设": 0.9},
                  "needs_review": k % 2 == 0, "urgency": None if k % 3 else "urgent"} for k in range(len(rows))]
         store.ingest(s, appeals=appeals, tags=tags)
-    return url, engine
+    return engine
 
 
-def test_the_sqlite_history_read_through_adbc_is_what_sqlite3_reads(tmp_path, monkeypatch, caplog):
+def _as_read(value):
+    """A value as both readers agree on it: times (aware datetimes from psycopg, UTC
+    datetime64 from ADBC on PostgreSQL) as UTC timestamps."""
+    from datetime import datetime
+
+    if isinstance(value, (datetime, np.datetime64)):
+        return pd.Timestamp(value).tz_localize(None) if pd.Timestamp(value).tz is None else \
+            pd.Timestamp(value).tz_convert("UTC").tz_localize(None)
+    return value
+
+
+def test_the_history_read_through_adbc_is_what_the_driver_reads(database_url, monkeypatch, caplog):
     from sqlalchemy import select
 
     from service import digest
@@ -232,38 +242,70 @@ def test_the_sqlite_history_read_through_adbc_is_what_sqlite3_reads(tmp_path, mo
     # senders and titles NULL for the first rows, then text: ADBC must not read them as numbers
     rows = [(f"a{k}", None if k < 6 else f"标题{k}", ["路灯坏了", "暖气不热", "小区停水"][k % 3],
              None if k % 4 == 0 else "东城区", None if k < 6 else f"u{k % 2}") for k in range(10)]
-    url, engine = _stored(tmp_path, rows)
+    engine = _stored(database_url, rows)
     stmt = select(*(getattr(Appeal, c) for c in digest._TAGS + digest._UNCHANGING)).order_by(Appeal.seq)
     with engine.connect() as conn:
-        expected = digest._fetch(conn, stmt)
+        expected = [tuple(map(_as_read, r)) for r in digest._fetch(conn, stmt)]
         by_arrow = digest._fetch_arrow(conn, stmt)
         assert by_arrow is not None  # read through ADBC, not the fallback
-        assert [tuple(c[k] for c in by_arrow) for k in range(len(rows))] == [tuple(r) for r in expected]
+        assert [tuple(_as_read(c[k]) for c in by_arrow) for k in range(len(rows))] == expected
         # one text, many rows: one Python string
         texts = by_arrow[len(digest._TAGS) + digest._UNCHANGING.index("text")]
         assert texts[0] is texts[3]
-        # a batch too small to see the senders' type: ADBC fails, the sqlite3 module reads it
-        monkeypatch.setattr(digest, "_ADBC_BATCH_ROWS", 2)
+        if conn.dialect.name == "sqlite":
+            # a batch too small to see the senders' type: ADBC fails, the sqlite3 module reads it
+            monkeypatch.setattr(digest, "_ADBC_BATCH_ROWS", 2)
+        else:  # a server ADBC cannot reach: psycopg reads it, on the engine's own connection
+            def unreachable(conn, stmt):
+                raise OSError("connection refused")
+            monkeypatch.setattr(digest, "_adbc_postgres", unreachable)
         assert digest._fetch_arrow(conn, stmt) is None
         with caplog.at_level(logging.INFO, logger="service.digest"):
             columns = digest._fetch_columns(conn, stmt)
-        assert "reading it with sqlite3" in caplog.text
-        assert [tuple(c[k] for c in columns) for k in range(len(rows))] == [tuple(r) for r in expected]
+        assert f"reading it with {conn.dialect.driver}" in caplog.text
+        assert [tuple(_as_read(c[k]) for c in columns) for k in range(len(rows))] == expected
     engine.dispose()
 
 
-def test_the_digest_of_a_sqlite_history_is_the_same_read_either_way(tmp_path, stream, monkeypatch):
+def test_the_digest_of_a_stored_history_is_the_same_read_either_way(database_url, stream, monkeypatch):
     from service import digest
     from service.db import upgrade
     from training.bench_digest import _ingest
 
     prev, week = stream
-    url = f"sqlite:///{tmp_path / 'suqiu.db'}"
-    upgrade(url)
-    _ingest(url, pd.concat([prev, week], ignore_index=True), register=True)
+    upgrade(database_url)
+    _ingest(database_url, pd.concat([prev, week], ignore_index=True), register=True)
     read = []
     monkeypatch.setattr(digest, "_fetch_arrow", lambda conn, stmt, f=digest._fetch_arrow: read.append(1) or f(conn, stmt))
-    by_arrow = digest_from_db(url, WEEK, cache=False)
+    by_arrow = digest_from_db(database_url, WEEK, cache=False)
     assert read
     monkeypatch.setattr(digest, "_fetch_arrow", lambda conn, stmt: None)
-    assert _same(by_arrow, digest_from_db(url, WEEK, cache=False))
+    assert _same(by_arrow, digest_from_db(database_url, WEEK, cache=False))
+
+
+def test_a_history_stored_out_of_arrival_order_gives_the_same_digest(database_url, stream, tmp_path):
+    """Rows in the database's own order are put in arrival order: appeals with the same time
+    (to the second) are listed alike on SQLite and on PostgreSQL, where an UPDATE moves a row."""
+    from sqlalchemy import text
+
+    from service.db import make_engine, upgrade
+    from training.bench_digest import _ingest
+
+    prev, week = stream
+    frame = pd.concat([prev, week], ignore_index=True)
+    frame["time"] = pd.to_datetime(frame["time"]).dt.floor("min")  # to the minute: many ties
+    assert frame["time"].duplicated().sum() > 100
+    for url in (database_url, f"sqlite:///{tmp_path / 'reference.db'}"):
+        upgrade(url)
+        _ingest(url, frame, register=True)
+    engine = make_engine(database_url)
+    with engine.begin() as conn:  # a new version of every third row, elsewhere in the table on PostgreSQL
+        conn.execute(text("UPDATE appeals SET district = district WHERE seq % 3 = 0"))
+        if conn.dialect.name == "postgresql":
+            order = conn.execute(text("SELECT seq FROM appeals")).scalars().all()
+            assert order != sorted(order)  # the scan no longer gives arrival order
+    engine.dispose()
+    moved = digest_from_db(database_url, WEEK, cache=False)
+    reference = digest_from_db(f"sqlite:///{tmp_path / 'reference.db'}", WEEK, cache=False)
+    assert moved["headline"]["received"]["ids"] == reference["headline"]["received"]["ids"]
+    assert _same(moved, reference)

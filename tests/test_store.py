@@ -1,5 +1,6 @@
 """Storage: rows written through the driver read back as a Core INSERT writes them."""
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -120,6 +121,30 @@ def test_the_migrations_build_the_schema_the_models_declare(engine):
     with engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
     assert diff == []
+
+
+def test_long_texts_are_stored_with_lz4_on_postgresql(engine):
+    """Migration 0005: on PostgreSQL (14+, built with lz4, as Debian's is) a text long enough to
+    be compressed is compressed with lz4; downgraded, with the server's default again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    long = "小区暖气不热，家里只有十三度。" * 400  # ~17 KB: compressed
+    with engine.begin() as c:
+        c.execute(insert(Appeal.__table__), [{"id": "L-1", "text": long}])
+        if c.dialect.name != "postgresql":
+            return
+        assert c.execute(text("SELECT pg_column_compression(text) FROM appeals WHERE id = 'L-1'")).scalar() == "lz4"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store.__file__).resolve().parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    command.downgrade(cfg, "0004")
+    with engine.begin() as c:
+        c.execute(insert(Appeal.__table__), [{"id": "L-2", "text": long}])
+        default = c.execute(text("SHOW default_toast_compression")).scalar()
+        assert c.execute(text("SELECT pg_column_compression(text) FROM appeals WHERE id = 'L-2'")).scalar() == default
+    command.upgrade(cfg, "head")
 
 
 @pytest.mark.parametrize("seq", [0, 1, 9, 99, 100, 12345, 123456, 10 ** 18, 2 ** 63 - 1])
