@@ -1263,7 +1263,9 @@ def digest_from_db(database_url: str, week_ending, *, tagger=None, timezone: str
             extra["confidence"][j], extra["model_version"][j], extra["deadlines"][j] = conf, version, deadlines
     cols["time"] = cols["time"].dt.tz_localize(None)
     # object columns as the driver gave them (None where NULL: no NaN to replace)
-    frame = pd.DataFrame({c: v if c == "time" else pd.Series(v, dtype=object) for c, v in {**cols, **extra}.items()})
+    # (not copied: every later change to the frame copies the column it changes)
+    frame = pd.DataFrame({c: v if c == "time" else pd.Series(v, dtype=object, copy=False)
+                          for c, v in {**cols, **extra}.items()}, copy=False)
     # Deadlines of the urgency in force (a label may have changed it): recomputed when they differ.
     corrections = {"value": len(labels), "ids": list(dict.fromkeys(a for a, *_ in labels)),
                    "items": [{"id": a, "field": fld, "old": o, "new": n,
@@ -1309,13 +1311,10 @@ def _stored_history(session, start: datetime, end: datetime, history) -> tuple[d
     conn = session.connection()
     cached = history.cached
     names = _TAGS if cached else _TAGS + _UNCHANGING
-    table = _fetch_columns(conn, select(*(getattr(Appeal, c) for c in names)).where(*where))
+    # in arrival order, whichever order the scan gave (PostgreSQL's follows the rows' place on
+    # disk): the digest sorts by time, stably, so ties in time keep arrival order on every database
+    table = _fetch_columns(conn, select(*(getattr(Appeal, c) for c in names)).where(*where), sort_by=0)
     seq = table[0].astype(np.int64)
-    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
-        # in arrival order, whichever order the scan gave (PostgreSQL's follows the rows' place on
-        # disk): the digest sorts by time, stably, so ties in time keep arrival order on every database
-        order = np.argsort(seq, kind="stable")
-        table, seq = [c[order] for c in table], seq[order]
     ids = table[1]
     if cached:
         kept, hit = history.rows(seq, ids)
@@ -1332,7 +1331,7 @@ def _stored_history(session, start: datetime, end: datetime, history) -> tuple[d
         kept = _kept_columns(pd.DataFrame(dict(zip(_UNCHANGING, table[len(_TAGS):]))))
         missing = seq
     history.missing = len(missing)
-    cols = {"id": ids, "time": pd.Series(pd.to_datetime(kept["time"], utc=True)),
+    cols = {"id": ids, "time": pd.Series(pd.DatetimeIndex(kept["time"].view("datetime64[ns]"), tz="UTC")),
             "district": kept["district"], "user": kept["user"], "category": table[2], "urgency": table[3],
             "needs_review": np.array([None if v is None else bool(v) for v in table[4]], dtype=object),
             "text": kept["text"]}
@@ -1380,17 +1379,18 @@ def _utc_ns(times: pd.Series) -> np.ndarray:
     return times.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _fetch_columns(conn, stmt) -> list[np.ndarray]:
+def _fetch_columns(conn, stmt, *, sort_by: int | None = None) -> list[np.ndarray]:
     """The columns of ``stmt``'s rows, each an object array of the values :func:`_fetch` gives
     (ints, text, None for NULL), but for times read through ADBC: UTC ``datetime64[ns]`` on
-    PostgreSQL. SQLite files and PostgreSQL are read through Apache Arrow's ADBC drivers
-    (``adbc-driver-sqlite``, ``adbc-driver-postgresql``): the rows come back as Arrow columns,
-    and a text repeated in many rows is one Python string, where the ``sqlite3`` module and
-    psycopg build a tuple and a string per row and value (a million rows from SQLite: 1.4 s
-    instead of 3.4 s). Anything ADBC cannot read as the driver would (a column whose values
+    PostgreSQL. ``sort_by``: the rows in ascending (stable) order of that integer column,
+    whatever order the scan gave them in. SQLite files and PostgreSQL are read through Apache
+    Arrow's ADBC drivers (``adbc-driver-sqlite``, ``adbc-driver-postgresql``): the rows come
+    back as Arrow columns, and a text repeated in many rows is one Python string, where the
+    ``sqlite3`` module and psycopg build a tuple and a string per row and value (a million
+    rows from SQLite: 1.4 s instead of 3.4 s). Anything ADBC cannot read as the driver would (a column whose values
     change type after the first batch, a driver absent, a server it cannot reach) is read
     with :func:`_fetch`."""
-    got = _fetch_arrow(conn, stmt)
+    got = _fetch_arrow(conn, stmt, sort_by)
     if got is not None:
         return got
     rows = _fetch(conn, stmt)
@@ -1398,13 +1398,21 @@ def _fetch_columns(conn, stmt) -> list[np.ndarray]:
     table = np.empty((len(rows), width), dtype=object)
     if rows:
         table[:] = rows
-    return [table[:, k] for k in range(width)]
+    order = _order(table[:, sort_by].astype(np.int64)) if sort_by is not None else None
+    return [table[:, k] if order is None else table[order, k] for k in range(width)]
+
+
+def _order(keys: np.ndarray) -> np.ndarray | None:
+    """The stable ascending order of ``keys``; None when they are in it already."""
+    if len(keys) < 2 or (keys[1:] >= keys[:-1]).all():
+        return None
+    return np.argsort(keys, kind="stable")
 
 
 _ADBC_BATCH_ROWS = 1 << 20  # rows ADBC reads before fixing a column's type (a NULL-only start reads as int)
 
 
-def _fetch_arrow(conn, stmt) -> list[np.ndarray] | None:
+def _fetch_arrow(conn, stmt, sort_by: int | None = None) -> list[np.ndarray] | None:
     """:func:`_fetch_columns` through ADBC on a SQLite file or PostgreSQL; None where it does
     not apply or fails (the reason logged)."""
     url = conn.engine.url
@@ -1424,6 +1432,12 @@ def _fetch_arrow(conn, stmt) -> list[np.ndarray] | None:
     except Exception as err:  # noqa: BLE001 (any failure: read with the database's own driver instead)
         log.info("digest: ADBC did not read the history (%s); reading it with %s", err, conn.dialect.driver)
         return None
+    # rows reordered before the values become Python objects: the codes of a repeated text, not its strings
+    order = _order(table.column(sort_by).to_numpy()) if sort_by is not None else None
+
+    def ordered(a: np.ndarray) -> np.ndarray:
+        return a if order is None else a[order]
+
     out = []
     for col in table.columns:
         n = len(col)
@@ -1431,16 +1445,16 @@ def _fetch_arrow(conn, stmt) -> list[np.ndarray] | None:
             out.append(np.full(n, None, dtype=object))
         elif (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) \
                 and pc.count_distinct(col.slice(0, 10_000)).as_py() > 9_000:  # ids: distinct, nothing to share
-            out.append(col.to_numpy(zero_copy_only=False))
+            out.append(ordered(col.to_numpy(zero_copy_only=False)))
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             enc = pc.dictionary_encode(col).combine_chunks()
             values = np.empty(len(enc.dictionary) + 1, dtype=object)
             values[:-1] = enc.dictionary.to_pylist()  # values[-1] stays None: NULL
-            out.append(values[pc.fill_null(enc.indices, len(values) - 1).to_numpy()])
+            out.append(values[ordered(pc.fill_null(enc.indices, len(values) - 1).to_numpy())])
         elif pa.types.is_timestamp(col.type) and col.null_count == 0:
-            out.append(pc.cast(col, pa.timestamp("ns", tz=col.type.tz)).to_numpy().astype("datetime64[ns]"))
+            out.append(ordered(pc.cast(col, pa.timestamp("ns", tz=col.type.tz)).to_numpy().astype("datetime64[ns]")))
         else:
-            out.append(np.array(col.to_pylist(), dtype=object))
+            out.append(ordered(np.array(col.to_pylist(), dtype=object)))
     return out
 
 
