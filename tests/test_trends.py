@@ -137,6 +137,7 @@ def test_score_separates_forecast_errors_on_seasons_that_moved_between_years():
     # in e has no earlier season to compare with
     assert s["onset_season_moves_over_7_days"] == 1
     assert s["onset_forecast_error_days_max_where_moved_le_7"] == 10
+    assert s["onset_forecast_error_days_max_by_season"] == {"heat": 9, "rain": 10, "wages": 10}
 
 
 def test_helpers():

@@ -85,7 +85,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
             delays.append(min((date.fromisoformat(a["as_of"]) - s).days for a in hits))
     recalled = sum(caught.values())
     true_alerts = sum(1 for a in detections if any(i in owner for i in a["evidence_ids"]))
-    errors, moves = [], []
+    errors, moves, by_season = [], [], {}
     for e in events:
         if e["kind"] != "seasonal_onset":
             continue
@@ -98,6 +98,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         if fc:
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
             moves.append(_season_move(e, truth))
+            by_season.setdefault(e.get("season") or e["topic"], []).append(errors[-1])
     # the day (after its start) each emerging issue was first alerted with its appeals, at any delay
     emerging_days = []
     for e in events:
@@ -126,6 +127,8 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         # how far each forecast season itself moved from its previous year (days, on its
         # anchor's scale): one past season cannot foresee that move, so the worst error is
         # also given over the seasons that moved no more than 7 days
+        # the worst error per season (heating, plum rain, typhoon, each holiday's tourism …)
+        "onset_forecast_error_days_max_by_season": {k: max(v) for k, v in sorted(by_season.items())},
         "onset_season_moves_over_7_days": sum(1 for m in moves if m is not None and m > 7),
         "onset_forecast_error_days_max_where_moved_le_7": max(
             (x for x, m in zip(errors, moves) if m is not None and m <= 7), default=None),
