@@ -138,6 +138,9 @@ def test_score_separates_forecast_errors_on_seasons_that_moved_between_years():
     assert s["onset_season_moves_over_7_days"] == 1
     assert s["onset_forecast_error_days_max_where_moved_le_7"] == 10
     assert s["onset_forecast_error_days_max_by_season"] == {"heat": 9, "rain": 10, "wages": 10}
+    # last year's true onsets, pooled over districts: the heat in e from d's 2023 onset (2 days
+    # off); the wages kept their distance to the Spring Festival
+    assert s["onset_reference_error_days_max_by_season"] == {"heat": 2, "rain": 10, "wages": 0}
 
 
 def test_helpers():

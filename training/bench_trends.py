@@ -82,9 +82,9 @@ def summary(reports: list[dict]) -> dict:
         row["onset_forecast_error_days_max_where_moved_le_7"] = _range(
             [x["onset_forecast_error_days_max_where_moved_le_7"] for x in rs])
         row["onset_season_moves_over_7_days"] = _range([x["onset_season_moves_over_7_days"] for x in rs])
-        seasons = sorted({k for x in rs for k in x.get("onset_forecast_error_days_max_by_season", {})})
-        row["onset_forecast_error_days_max_by_season"] = {
-            k: _range([x.get("onset_forecast_error_days_max_by_season", {}).get(k) for x in rs]) for k in seasons}
+        for key in ("onset_forecast_error_days_max_by_season", "onset_reference_error_days_max_by_season"):
+            seasons = sorted({k for x in rs for k in x.get(key, {})})
+            row[key] = {k: _range([x.get(key, {}).get(k) for x in rs]) for k in seasons}
         row["emerging_found"] = f"{sum(x['recall_by_kind']['emerging']['recalled'] > 0 for x in rs)}/{len(rs)}"
         days = [min((d for d in x["emerging_first_alert_days"] if d is not None), default=None) for x in rs]
         row["emerging_found_any_delay"] = f"{sum(d is not None for d in days)}/{len(rs)}, day {_range(days)}"
@@ -133,12 +133,16 @@ def _print(summary_: dict, reports: list[dict]) -> None:
     print("|---|" + "---|" * len(cols))
     for name, row in summary_.items():
         print(f"| {name} | " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
-    by_season = summary_.get("suqiu daily", {}).get("onset_forecast_error_days_max_by_season", {})
+    daily = summary_.get("suqiu daily", {})
+    by_season, reference = daily.get("onset_forecast_error_days_max_by_season", {}), \
+        daily.get("onset_reference_error_days_max_by_season", {})
     if by_season:
-        print("\nsuqiu daily: worst onset-forecast error by season (days; range over the cities that have it)")
-        print("| season | " + " | ".join(by_season) + " |")
+        print("\nworst onset-forecast error by season (days; range over the cities that have it)")
+        print("| forecast | " + " | ".join(by_season) + " |")
         print("|---|" + "---|" * len(by_season))
-        print("| worst error | " + " | ".join(by_season.values()) + " |")
+        print("| suqiu daily | " + " | ".join(by_season.values()) + " |")
+        print("| reference: the median of last year's true onsets (from the truth) | "
+              + " | ".join(reference.get(k, "–") for k in by_season) + " |")
 
 
 def main(argv=None) -> int:

@@ -85,7 +85,7 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
             delays.append(min((date.fromisoformat(a["as_of"]) - s).days for a in hits))
     recalled = sum(caught.values())
     true_alerts = sum(1 for a in detections if any(i in owner for i in a["evidence_ids"]))
-    errors, moves, by_season = [], [], {}
+    errors, moves, by_season, reference = [], [], {}, {}
     for e in events:
         if e["kind"] != "seasonal_onset":
             continue
@@ -99,6 +99,9 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
             errors.append(abs((date.fromisoformat(fc[-1]["window_start"]) - s).days))
             moves.append(_season_move(e, truth))
             by_season.setdefault(e.get("season") or e["topic"], []).append(errors[-1])
+            ref = _reference_error(e, truth)
+            if ref is not None:
+                reference.setdefault(e.get("season") or e["topic"], []).append(ref)
     # the day (after its start) each emerging issue was first alerted with its appeals, at any delay
     emerging_days = []
     for e in events:
@@ -129,6 +132,8 @@ def score_alerts(alerts: list[dict], truth: list[dict], *, start, weeks: float, 
         # also given over the seasons that moved no more than 7 days
         # the worst error per season (heating, plum rain, typhoon, each holiday's tourism …)
         "onset_forecast_error_days_max_by_season": {k: max(v) for k, v in sorted(by_season.items())},
+        # the same, for a forecast at the median of last year's true onsets (see _reference_error)
+        "onset_reference_error_days_max_by_season": {k: max(v) for k, v in sorted(reference.items())},
         "onset_season_moves_over_7_days": sum(1 for m in moves if m is not None and m > 7),
         "onset_forecast_error_days_max_where_moved_le_7": max(
             (x for x, m in zip(errors, moves) if m is not None and m <= 7), default=None),
@@ -151,21 +156,55 @@ def _season_move(event: dict, truth: list[dict]) -> int | None:
     6
     """
     s = date.fromisoformat(event["start"])
-    same = [date.fromisoformat(x["start"]) for x in truth if x["kind"] == "seasonal_onset"
-            and (x["topic"], x["district"], x.get("season")) == (event["topic"], event["district"], event.get("season"))
-            and date.fromisoformat(x["start"]) <= s - timedelta(days=200)]
+    same = _earlier_onsets(event, truth, same_district=True)
     if not same:
         return None
-    prev = max(same)
+    return _days_apart(_position(s, event.get("anchor")), _position(max(same), event.get("anchor")), event)
 
-    def position(d: date) -> int:
-        anchor = event.get("anchor")
-        if anchor:
-            from corpora.simulate import holiday_run
-            starts = [r[0] for r in (holiday_run(y, anchor) for y in (d.year - 1, d.year, d.year + 1)) if r]
-            if starts:
-                return min(((d - h).days for h in starts), key=abs)
-        return d.timetuple().tm_yday - (1 if d.year % 4 == 0 and d.month > 2 else 0)
 
-    moved = abs(position(s) - position(prev))
+def _reference_error(event: dict, truth: list[dict]) -> int | None:
+    """The error of a forecast put at the median of the season's true onsets, over every
+    district, in its latest earlier year: what this project's calendar would forecast
+    with one earlier season seen (pooled over the city) and its onsets found without lag.
+    A reference read from the truth, never given to the detector: how far the simulated
+    season moves from one year to the next, whatever the forecaster. None without an
+    earlier year.
+
+    >>> e = lambda y, m, d, k="d": {"kind": "seasonal_onset", "topic": "t", "district": k, "season": "s",
+    ...                             "anchor": None, "start": date(y, m, d).isoformat()}
+    >>> _reference_error(e(2024, 6, 9), [e(2023, 6, 19), e(2023, 6, 15, "e"), e(2023, 6, 11, "f"), e(2024, 6, 9)])
+    6
+    """
+    earlier = _earlier_onsets(event, truth, same_district=False)
+    if not earlier:
+        return None
+    latest = max(earlier)
+    anchor = event.get("anchor")
+    year = [_position(d, anchor) for d in earlier if (latest - d).days <= 120]
+    return _days_apart(_position(date.fromisoformat(event["start"]), anchor), int(round(float(np.median(year)))),
+                       event)
+
+
+def _earlier_onsets(event: dict, truth: list[dict], *, same_district: bool) -> list[date]:
+    """The starts of the same season (topic and ``season``; and district) at least 200 days before ``event``."""
+    s = date.fromisoformat(event["start"])
+    return [date.fromisoformat(x["start"]) for x in truth if x["kind"] == "seasonal_onset"
+            and (x["topic"], x.get("season")) == (event["topic"], event.get("season"))
+            and (not same_district or x["district"] == event["district"])
+            and date.fromisoformat(x["start"]) <= s - timedelta(days=200)]
+
+
+def _position(d: date, anchor: str | None) -> int:
+    """A day's place in its season's year: days from the anchor holiday when there is one
+    (the Spring Festival moves by weeks), else the day of the (non-leap) year."""
+    if anchor:
+        from corpora.simulate import holiday_run
+        starts = [r[0] for r in (holiday_run(y, anchor) for y in (d.year - 1, d.year, d.year + 1)) if r]
+        if starts:
+            return min(((d - h).days for h in starts), key=abs)
+    return d.timetuple().tm_yday - (1 if d.year % 4 == 0 and d.month > 2 else 0)
+
+
+def _days_apart(a: int, b: int, event: dict) -> int:
+    moved = abs(a - b)
     return min(moved, 365 - moved) if not event.get("anchor") else moved  # late December to early January: days, not a year
