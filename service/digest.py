@@ -1387,9 +1387,9 @@ def _fetch_columns(conn, stmt, *, sort_by: int | None = None) -> list[np.ndarray
     Arrow's ADBC drivers (``adbc-driver-sqlite``, ``adbc-driver-postgresql``): the rows come
     back as Arrow columns, and a text repeated in many rows is one Python string, where the
     ``sqlite3`` module and psycopg build a tuple and a string per row and value (a million
-    rows from SQLite: 1.4 s instead of 3.4 s). Anything ADBC cannot read as the driver would (a column whose values
-    change type after the first batch, a driver absent, a server it cannot reach) is read
-    with :func:`_fetch`."""
+    rows from SQLite: 1.4 s instead of 3.4 s). Anything ADBC cannot read as the driver would
+    (a column whose values change type after the first batch, a driver absent, a server it
+    cannot reach) is read with :func:`_fetch`."""
     got = _fetch_arrow(conn, stmt, sort_by)
     if got is not None:
         return got
